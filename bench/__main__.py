@@ -1,0 +1,7 @@
+"""`python -m bench ...` runs the CLI (used by `accelerate launch -m bench`)."""
+
+import sys
+
+from bench.cli import main
+
+sys.exit(main())

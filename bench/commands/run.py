@@ -1,0 +1,89 @@
+"""`codiff-bench run`: benchmark methods on datasets at quality factors and write results and a report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _csv(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that runs a config (each overrides the config file)."""
+    parser.add_argument("--config", help="run config YAML (defaults apply where it is silent)")
+    parser.add_argument("--datasets", type=_csv(str), help="comma-separated names from datasets.yaml")
+    parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable)")
+    parser.add_argument("--methods", type=_csv(str), help="comma-separated method names (see `methods`)")
+    parser.add_argument("--qf", type=_csv(int), help="comma-separated quality factors, e.g. 5,10,20")
+    parser.add_argument("--metrics", type=_csv(str), help="comma-separated metric names")
+    parser.add_argument("--limit", type=int, help="at most N images per dataset")
+    parser.add_argument("--run-dir", dest="run_dir", help="run folder (results, outputs, report)")
+    parser.add_argument("--data-root", dest="data_root", help="root of the registered datasets "
+                        "(default: $CODIFF_BENCH_DATA)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--strict", action="store_true", default=None,
+                        help="fail instead of skipping metrics or methods whose weights are missing")
+
+
+def config_from_args(args: argparse.Namespace):
+    from bench.config import load_config
+
+    config = load_config(args.config)
+    return config.override(datasets=args.datasets, images=args.images, methods=args.methods, qf=args.qf,
+                           metrics=args.metrics, limit=args.limit, run_dir=args.run_dir, data_root=args.data_root,
+                           device=args.device, strict=args.strict)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="run a benchmark", description=__doc__)
+    add_run_arguments(parser)
+    parser.add_argument("--no-report", dest="report", action="store_false", default=None,
+                        help="skip rendering the HTML report")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from bench.config import ConfigError
+    from bench.datasets import DatasetError
+    from bench.lock import RunFolderBusy
+    from bench.runner import Runner
+    from methods.base import MethodError
+
+    try:
+        config = config_from_args(args)
+        if args.report is not None:
+            config.report = args.report
+        summary = Runner(config, progress=not args.quiet).run()
+    except (ConfigError, DatasetError, RunFolderBusy, MethodError, PermissionError, OSError) as exc:
+        print(f"codiff-bench run: error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(summary)
+    return summary.exit_status
+
+
+def print_summary(summary) -> None:
+    import pandas as pd
+
+    from bench.store import ResultsStore
+
+    with ResultsStore.in_run_dir(summary.run_dir, readonly=True) as store:
+        frame = store.results_frame()
+    print(f"\n{summary.units} units: {summary.restored} restored, {summary.reused} reused from earlier runs")
+    if not frame.empty:
+        table = frame.pivot_table(index=["dataset", "method"], columns=["metric", "qf"], values="value",
+                                  aggfunc="mean")
+        with pd.option_context("display.width", 200, "display.max_columns", 60, "display.float_format", "{:.4f}".format):
+            print(table.to_string())
+    for item in summary.skipped:
+        print(f"skipped {item['kind']} {item['name']}: {item['reason']}")
+    if summary.errors:
+        print(f"\n{len(summary.errors)} failed:", file=sys.stderr)
+        for err in summary.errors[:50]:
+            print(f"  [{err['stage']}] {err['dataset']}/{err['image']} {err['method']} qf{err['qf']}: {err['message']}",
+                  file=sys.stderr)
+    print(f"\nresults: {summary.run_dir / 'summary.csv'}")
+    if summary.report:
+        print(f"report:  {summary.report}")

@@ -1,0 +1,151 @@
+"""Reading and writing images at the harness boundary.
+
+`read_rgb8` turns any supported file into an H x W x 3 uint8 RGB array and says what it did to get there
+(grayscale expanded, alpha dropped, EXIF rotation applied, 16-bit reduced); files it cannot read raise
+`ImageError` naming the file and the reason. Tensors cross module boundaries as B x 3 x H x W floats in [0, 1].
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.atomic import atomic_write_bytes
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class ImageError(ValueError):
+    """An input image cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class LoadedImage:
+    """An image as the harness uses it, with the notes on how it was converted."""
+
+    rgb: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def read_rgb8(path: str | os.PathLike, *, grayscale: str = "expand", alpha: str = "drop", exif: str = "apply",
+              max_pixels: int | None = None) -> LoadedImage:
+    """Read an image file as uint8 RGB, applying the colour policy of the protocol."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    notes: list[str] = []
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes)")
+        with Image.open(path) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise ImageError(f"{path}: {img.width}x{img.height} pixels exceeds the limit of {max_pixels} pixels "
+                                 "(raise max_pixels in the run config, or use a tiled method)")
+            img.load()
+            if exif == "apply":
+                orientation = img.getexif().get(0x0112, 1)
+                if orientation not in (None, 1):
+                    img = ImageOps.exif_transpose(img)
+                    notes.append(f"EXIF orientation {orientation} applied")
+            rgb = _to_rgb8(img, path, notes, grayscale=grayscale, alpha=alpha)
+    except ImageError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path}: file not found") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: corrupt or truncated image ({exc})") from exc
+    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ImageError(f"{path}: image has no pixels")
+    return LoadedImage(np.ascontiguousarray(rgb), notes)
+
+
+def _to_rgb8(img, path: Path, notes: list[str], *, grayscale: str, alpha: str) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        arr = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)
+        notes.append(f"{mode} reduced to 8 bits")
+        return _expand_gray(arr, path, notes, grayscale)
+    if mode in ("L", "1"):
+        return _expand_gray(np.asarray(img.convert("L")), path, notes, grayscale)
+    if mode == "LA" or (mode == "P" and "transparency" in img.info) or mode == "RGBA" or mode == "PA":
+        rgba = np.asarray(img.convert("RGBA"))
+        if mode in ("LA",):
+            notes.append("grayscale expanded to RGB")
+        return _drop_alpha(rgba, path, notes, alpha)
+    if mode == "P":
+        notes.append("palette converted to RGB")
+        return np.asarray(img.convert("RGB"))
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+        return np.asarray(img.convert("RGB"))
+    if mode == "RGB":
+        return np.asarray(img)
+    if mode.startswith("RGB") or mode in ("YCbCr", "LAB", "HSV"):
+        notes.append(f"{mode} converted to RGB")
+        return np.asarray(img.convert("RGB"))
+    raise ImageError(f"{path}: unsupported image mode {mode!r}")
+
+
+def _expand_gray(gray: np.ndarray, path: Path, notes: list[str], policy: str) -> np.ndarray:
+    if policy == "reject":
+        raise ImageError(f"{path}: grayscale image rejected by the protocol (grayscale: reject)")
+    notes.append("grayscale expanded to RGB")
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _drop_alpha(rgba: np.ndarray, path: Path, notes: list[str], policy: str) -> np.ndarray:
+    if policy == "reject":
+        raise ImageError(f"{path}: image with alpha rejected by the protocol (alpha: reject)")
+    if policy == "white":
+        a = rgba[:, :, 3:4].astype(np.float64) / 255.0
+        rgb = np.round(rgba[:, :, :3] * a + 255.0 * (1 - a)).astype(np.uint8)
+        notes.append("alpha composited on white")
+        return rgb
+    notes.append("alpha channel dropped")
+    return np.ascontiguousarray(rgba[:, :, :3])
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8 -> 1 x 3 x H x W float32 in [0, 1]."""
+    return torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """1 x 3 x H x W (or 3 x H x W) float in [0, 1] -> H x W x 3 uint8, rounding to nearest."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError("to_uint8 takes one image")
+        image = image[0]
+    arr = image.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(arr)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Lossless PNG bytes of an H x W x 3 uint8 RGB image."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    if not ok:
+        raise ImageError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
+    """Save an image as an 8-bit PNG, atomically. Accepts a [0, 1] tensor or a uint8 array."""
+    rgb = to_uint8(image) if isinstance(image, torch.Tensor) else image
+    return atomic_write_bytes(path, encode_png(rgb))
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly inside `folder` and below it, sorted by relative path."""
+    folder = Path(folder)
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                  key=lambda p: p.relative_to(folder).as_posix())

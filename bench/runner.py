@@ -1,0 +1,339 @@
+"""The run engine: for every method, dataset, QF and image, make or reuse the LQ, restore, save, score.
+
+Every unit of work is keyed in the results store by the method's fingerprint and the protocol, so a
+killed run resumes where it stopped, a second run with nothing changed recomputes nothing, and a changed
+method configuration invalidates only that method's rows. One bad image becomes an error row, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from bench.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from bench.config import RunConfig
+from bench.datasets import Dataset, folder_dataset, resolve_dataset
+from bench.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8
+from bench.lock import RunLock
+from bench.paths import safe_component, safe_names
+from bench.protocol import JpegProtocol, ProtocolError, decode_jpeg
+from bench.store import ResultsStore, UnitKey
+from methods.base import Method, MethodError, WeightFile
+from methods.registry import create_method
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    """One image of a dataset with the file stem used for everything derived from it."""
+
+    dataset: str
+    image: str
+    path: Path
+    stem: str
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One image restored by one method at one QF."""
+
+    method: str
+    entry: ImageEntry
+    qf: int
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    units: int = 0
+    restored: int = 0
+    reused: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    report: Path | None = None
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.errors else 0
+
+
+class Runner:
+    """Runs one `RunConfig` into its run folder."""
+
+    def __init__(self, config: RunConfig, *, progress: bool = True) -> None:
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.protocol: JpegProtocol = config.jpeg_protocol()
+        self.pkey = self.protocol.key()
+        self.progress = progress
+
+    # -- public ---------------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        with RunLock(self.run_dir):
+            remove_stale_temporaries(self.run_dir)
+            with ResultsStore.in_run_dir(self.run_dir) as store:
+                return self._run(store)
+
+    def datasets(self) -> list[Dataset]:
+        """The configured datasets, resolved (raises DatasetError with what is expected where)."""
+        sets = [resolve_dataset(name, root=self.config.data_root) for name in self.config.datasets]
+        sets += [folder_dataset(folder) for folder in self.config.images]
+        return sets
+
+    def entries(self, datasets: Iterable[Dataset]) -> list[ImageEntry]:
+        entries = []
+        for ds in datasets:
+            items = ds.items()[: self.config.limit] if self.config.limit else ds.items()
+            stems = safe_names([image for image, _ in items])
+            entries += [ImageEntry(ds.name, image, path, stems[image]) for image, path in items]
+        return entries
+
+    # -- the run ------------------------------------------------------------------------------------------
+    def _run(self, store: ResultsStore) -> RunSummary:
+        from bench.metrics import check_metrics, create_metric
+        from bench.provenance import manifest
+
+        torch.manual_seed(self.config.seed)
+        summary = RunSummary(self.run_dir)
+        entries = self.entries(self.datasets())
+
+        metric_names, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict)
+        metrics = {name: create_metric(name, device=self.config.device) for name in metric_names}
+        methods, skipped_methods = self._create_methods()
+        store.set_skipped("metric", skipped_metrics)
+        store.set_skipped("method", skipped_methods)
+        for label, method in methods.items():
+            store.set_method(label, method.fingerprint(), method.describe())
+
+        weights = {name: [_weight_record(w) for w in m.required_files()] for name, m in metrics.items()}
+        weights.update({label: [_weight_record(w) for w in m.required_weights()] for label, m in methods.items()})
+        record = manifest(self.config.to_dict(), self.protocol.to_dict(), weights, self.config.device, self.config.seed)
+        store.set_meta("protocol", self.protocol.to_dict())
+        store.set_meta("protocol_key", self.pkey)
+        store.set_meta("config", self.config.to_dict())
+        store.set_meta("metric_info", {n: {"lower_better": m.lower_better, "full_reference": m.full_reference,
+                                           "description": m.description} for n, m in metrics.items()})
+        store.set_meta("manifest", record)
+
+        good = self._prepare_inputs(store, entries)
+        units = [WorkUnit(label, e, qf) for label in methods for e in good for qf in self.config.qf]
+        summary.units = len(units)
+        self._process(store, methods, metrics, units, summary)
+
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        store.set_meta("manifest", record)
+        atomic_write_text(self.run_dir / "manifest.json", json.dumps(record, indent=2, default=str))
+        summary.errors = store.errors_frame().to_dict("records")
+        summary.skipped = store.skipped()
+        write_summary_csv(store, self.run_dir)
+        if self.config.report:
+            from reports import render_report
+
+            summary.report = render_report(self.run_dir)
+        return summary
+
+    def _create_methods(self) -> tuple[dict[str, Method], dict[str, str]]:
+        methods: dict[str, Method] = {}
+        skipped: dict[str, str] = {}
+        for spec in self.config.method_specs():
+            try:
+                method = create_method(spec.method, device=self.config.device, **spec.config)
+            except (MethodError, TypeError, ValueError) as exc:
+                if self.config.strict:
+                    raise
+                skipped[spec.label] = f"cannot be created: {exc}"
+                continue
+            missing = method.missing_weights()
+            if missing:
+                reason = "weights not found: " + "; ".join(f"{w.describe()} is {w.status()}" for w in missing)
+                if self.config.strict:
+                    raise MethodError(f"method {spec.label!r}: {reason}")
+                skipped[spec.label] = reason
+                continue
+            methods[spec.label] = method
+        return methods, skipped
+
+    # -- inputs -------------------------------------------------------------------------------------------
+    def hq_path(self, entry: ImageEntry) -> Path:
+        return self.run_dir / "hq" / safe_component(entry.dataset) / self.pkey / f"{entry.stem}.png"
+
+    def lq_path(self, entry: ImageEntry, qf: int) -> Path:
+        return self.run_dir / "lq" / safe_component(entry.dataset) / self.pkey / f"qf{qf}" / f"{entry.stem}.jpg"
+
+    def output_path(self, unit: WorkUnit) -> Path:
+        e = unit.entry
+        return (self.run_dir / "outputs" / safe_component(e.dataset) / safe_component(unit.method)
+                / f"qf{unit.qf}" / f"{e.stem}.png")
+
+    def _prepare_inputs(self, store: ResultsStore, entries: list[ImageEntry]) -> list[ImageEntry]:
+        """Write each prepared HQ and its LQ files once; return the images that could be prepared."""
+        from tqdm.auto import tqdm
+
+        good = []
+        for entry in tqdm(entries, desc="inputs", unit="img", disable=not self.progress):
+            key = UnitKey(entry.dataset, entry.image, "*", 0, "", self.pkey)
+            try:
+                self._prepare_one(store, entry)
+            except (ImageError, ProtocolError, OSError) as exc:
+                store.put_error(key, "input", f"{entry.path}: {exc}" if str(entry.path) not in str(exc) else str(exc))
+                continue
+            store.clear_errors(entry.dataset, entry.image, self.pkey)
+            good.append(entry)
+        return good
+
+    def _prepare_one(self, store: ResultsStore, entry: ImageEntry) -> None:
+        hq_file = self.hq_path(entry)
+        lq_files = {qf: self.lq_path(entry, qf) for qf in self.config.qf}
+        if hq_file.is_file() and all(p.is_file() for p in lq_files.values()):
+            return
+        p = self.protocol
+        loaded = read_rgb8(entry.path, grayscale=p.grayscale, alpha=p.alpha, exif=p.exif,
+                           max_pixels=self.config.max_pixels)
+        hq = p.prepare_hq(loaded.rgb)
+        notes = list(loaded.notes)
+        if hq.shape != loaded.rgb.shape:
+            notes.append(f"HQ {p.resize} from {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]} "
+                         f"to {hq.shape[1]}x{hq.shape[0]}")
+        if not hq_file.is_file():
+            atomic_write_bytes(hq_file, encode_png(hq))
+        store.put_image(entry.dataset, entry.image, self.pkey, self._rel(hq_file), hq.shape[1], hq.shape[0], notes)
+        for qf, path in lq_files.items():
+            if not path.is_file():
+                data = p.encode(hq, qf)
+                atomic_write_bytes(path, data)
+            store.put_lq(entry.dataset, entry.image, self.pkey, qf, self._rel(path), path.stat().st_size)
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.run_dir).as_posix()
+
+    # -- restoration and scoring --------------------------------------------------------------------------
+    def _process(self, store: ResultsStore, methods: dict[str, Method], metrics: dict[str, Any],
+                 units: list[WorkUnit], summary: RunSummary) -> None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(units), desc="restore+score", unit="unit", disable=not self.progress)
+        for label, method in methods.items():
+            todo = [u for u in units if u.method == label]
+            loaded = self._load_method(store, method, todo)
+            for unit in todo:
+                bar.set_postfix_str(f"{label} qf{unit.qf} {unit.entry.image[:30]}", refresh=False)
+                if loaded:
+                    self._process_unit(store, method, metrics, unit, summary)
+                bar.update(1)
+        bar.close()
+
+    def _load_method(self, store: ResultsStore, method: Method, units: list[WorkUnit]) -> bool:
+        """Load a method's weights once; a failure becomes an error on each of its units that is not done."""
+        try:
+            method.load()
+            return True
+        except Exception as exc:  # noqa: BLE001 - any failure to load is recorded, not raised
+            message = f"loading failed: {type(exc).__name__}: {exc}"
+            log.error("method %s: %s", method.name, message)
+            for unit in units:
+                store.put_error(self._key(method, unit), "restore", message)
+            return False
+
+    def _key(self, method: Method, unit: WorkUnit) -> UnitKey:
+        return UnitKey(unit.entry.dataset, unit.entry.image, unit.method, unit.qf, method.fingerprint(), self.pkey)
+
+    def _process_unit(self, store: ResultsStore, method: Method, metrics: dict[str, Any], unit: WorkUnit,
+                      summary: RunSummary) -> None:
+        key = self._key(method, unit)
+        done = store.done_metrics(*key.astuple())
+        todo = [m for m in metrics if m not in done]
+        row = store.get_output(*key.astuple())
+        out_file = self.output_path(unit)
+        if row is not None and out_file.is_file() and not todo:
+            summary.reused += 1
+            return
+        hq = to_tensor(decode_png(self.hq_path(unit.entry)))
+        try:
+            if row is not None and out_file.is_file():
+                out = to_tensor(decode_png(out_file))
+                summary.reused += 1
+            else:
+                out = self._restore(store, method, unit, key, hq.shape)
+                summary.restored += 1
+        except Exception as exc:  # noqa: BLE001 - one bad unit never ends the run
+            store.put_error(key, "restore", _describe(exc, unit.entry.path))
+            log.debug("restore failed: %s", traceback.format_exc())
+            return
+        values = {}
+        for name in todo:
+            try:
+                with torch.inference_mode():
+                    ref = hq if metrics[name].full_reference else None
+                    value = float(metrics[name](out.to(self.config.device), None if ref is None else
+                                                ref.to(self.config.device))[0])
+                if not np.isfinite(value):
+                    raise ValueError(f"metric returned {value}")
+                values[name] = value
+            except Exception as exc:  # noqa: BLE001
+                store.put_error(key, f"metric:{name}", _describe(exc, unit.entry.path))
+        if values:
+            store.put_results(key, values)
+
+    def _restore(self, store: ResultsStore, method: Method, unit: WorkUnit, key: UnitKey,
+                 shape: torch.Size) -> torch.Tensor:
+        jpeg = self.lq_path(unit.entry, unit.qf).read_bytes()
+        lq = to_tensor(decode_jpeg(jpeg)).to(self.config.device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = method.restore(lq, qf=unit.qf, jpeg_bytes=jpeg)
+        if self.config.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        if tuple(out.shape) != tuple(shape):
+            raise MethodError(f"method returned shape {tuple(out.shape)} for an input of {tuple(shape)}")
+        if not torch.isfinite(out).all():
+            raise MethodError("method returned non-finite values")
+        rgb8 = to_uint8(out.float().cpu())
+        out_file = self.output_path(unit)
+        atomic_write_bytes(out_file, encode_png(rgb8))
+        store.put_output(key, self._rel(out_file), seconds, [])
+        return to_tensor(rgb8)
+
+
+def decode_png(path: Path) -> np.ndarray:
+    """Read a PNG that the harness wrote (always 8-bit RGB)."""
+    return read_rgb8(path).rgb
+
+
+def _describe(exc: BaseException, path: Path) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def _weight_record(w: WeightFile) -> dict[str, Any]:
+    from methods.base import file_sha256
+
+    status = w.status()
+    record: dict[str, Any] = {"label": w.label, "path": str(w.path), "status": status}
+    if w.path.is_file():
+        record["size"] = w.path.stat().st_size
+        record["sha256"] = file_sha256(w.path)
+    return record
+
+
+def write_summary_csv(store: ResultsStore, run_dir: Path) -> Path:
+    """Means per dataset x method x QF x metric, with the image count, as `<run_dir>/summary.csv`."""
+    frame = store.results_frame()
+    if frame.empty:
+        text = "dataset,method,qf,metric,mean,std,n\n"
+    else:
+        grouped = frame.groupby(["dataset", "method", "qf", "metric"])["value"]
+        table = grouped.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "n"})
+        text = table.to_csv(index=False, float_format="%.6g")
+    path = run_dir / "summary.csv"
+    atomic_write_text(path, text)
+    return path

@@ -1,0 +1,218 @@
+"""The results store of one run folder: SQLite, transactional, resumable and queryable.
+
+One row per image x method x QF x metric (plus output and error rows), keyed by the method's fingerprint
+and the protocol key, so that a changed configuration invalidates only its own rows and a rerun never
+duplicates one. WAL mode and a busy timeout let several processes write to one store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outputs (
+    dataset TEXT, image TEXT, method TEXT, qf INTEGER, fingerprint TEXT, protocol TEXT,
+    path TEXT, seconds REAL, notes TEXT, created REAL,
+    PRIMARY KEY (dataset, image, method, qf, fingerprint, protocol));
+CREATE TABLE IF NOT EXISTS results (
+    dataset TEXT, image TEXT, method TEXT, qf INTEGER, metric TEXT, value REAL,
+    fingerprint TEXT, protocol TEXT, created REAL,
+    PRIMARY KEY (dataset, image, method, qf, metric, fingerprint, protocol));
+CREATE TABLE IF NOT EXISTS errors (
+    dataset TEXT, image TEXT, method TEXT, qf INTEGER, stage TEXT, message TEXT,
+    fingerprint TEXT, protocol TEXT, created REAL,
+    PRIMARY KEY (dataset, image, method, qf, stage, fingerprint, protocol));
+CREATE TABLE IF NOT EXISTS images (
+    dataset TEXT, image TEXT, protocol TEXT, hq_path TEXT, width INTEGER, height INTEGER, notes TEXT,
+    PRIMARY KEY (dataset, image, protocol));
+CREATE TABLE IF NOT EXISTS lq (
+    dataset TEXT, image TEXT, protocol TEXT, qf INTEGER, path TEXT, bytes INTEGER,
+    PRIMARY KEY (dataset, image, protocol, qf));
+CREATE TABLE IF NOT EXISTS methods (
+    method TEXT PRIMARY KEY, fingerprint TEXT, description TEXT);
+CREATE TABLE IF NOT EXISTS skipped (
+    kind TEXT, name TEXT, reason TEXT, PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+# Rows that belong to the run as currently configured: the current fingerprint of each method and the
+# current protocol key (both recorded in `methods` and `meta`).
+CURRENT = ("JOIN methods m ON m.method = t.method AND m.fingerprint = t.fingerprint "
+           "WHERE t.protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')")
+
+
+class ResultsStore:
+    """Read and write one run's results (`<run_dir>/results.sqlite`)."""
+
+    FILENAME = "results.sqlite"
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        if readonly:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no results store at {self.path}")
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=timeout)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+        self.conn.row_factory = sqlite3.Row
+
+    @classmethod
+    def in_run_dir(cls, run_dir: str | Path, **kwargs: Any) -> "ResultsStore":
+        return cls(Path(run_dir) / cls.FILENAME, **kwargs)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: all of it lands, or none of it."""
+        with self.conn:
+            yield self.conn
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_method(self, method: str, fingerprint: str, description: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO methods VALUES (?, ?, ?)",
+                      (method, fingerprint, json.dumps(description, default=str)))
+
+    def set_skipped(self, kind: str, skipped: dict[str, str]) -> None:
+        """Replace the list of skipped metrics or methods (kind 'metric' / 'method') with their reasons."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM skipped WHERE kind = ?", (kind,))
+            c.executemany("INSERT INTO skipped VALUES (?, ?, ?)", [(kind, n, r) for n, r in skipped.items()])
+
+    def skipped(self) -> list[dict[str, str]]:
+        return [dict(r) for r in self.conn.execute("SELECT kind, name, reason FROM skipped ORDER BY kind, name")]
+
+    # -- images -------------------------------------------------------------------------------------
+    def put_image(self, dataset: str, image: str, protocol: str, hq_path: str, width: int, height: int,
+                  notes: list[str]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (dataset, image, protocol, hq_path, width, height, json.dumps(notes)))
+
+    def put_lq(self, dataset: str, image: str, protocol: str, qf: int, path: str, size: int) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO lq VALUES (?, ?, ?, ?, ?, ?)", (dataset, image, protocol, qf, path, size))
+
+    # -- outputs, results, errors -----------------------------------------------------------------
+    def get_output(self, dataset: str, image: str, method: str, qf: int, fingerprint: str,
+                   protocol: str) -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM outputs WHERE dataset=? AND image=? AND method=? AND qf=? AND fingerprint=? AND protocol=?",
+            (dataset, image, method, qf, fingerprint, protocol)).fetchone()
+
+    def done_metrics(self, dataset: str, image: str, method: str, qf: int, fingerprint: str,
+                     protocol: str) -> dict[str, float]:
+        rows = self.conn.execute(
+            "SELECT metric, value FROM results WHERE dataset=? AND image=? AND method=? AND qf=? "
+            "AND fingerprint=? AND protocol=?", (dataset, image, method, qf, fingerprint, protocol))
+        return {r["metric"]: r["value"] for r in rows}
+
+    def put_output(self, key: "UnitKey", path: str, seconds: float, notes: list[str]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (*key.astuple(), path, seconds, json.dumps(notes), time.time()))
+            c.execute("DELETE FROM errors WHERE dataset=? AND image=? AND method=? AND qf=? AND stage='restore' "
+                      "AND fingerprint=? AND protocol=?", key.astuple())
+
+    def put_results(self, key: "UnitKey", values: dict[str, float]) -> None:
+        now = time.time()
+        d, i, m, q, f, p = key.astuple()
+        with self.transaction() as c:
+            c.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [(d, i, m, q, metric, float(v), f, p, now) for metric, v in values.items()])
+            c.execute("DELETE FROM errors WHERE dataset=? AND image=? AND method=? AND qf=? AND stage LIKE 'metric%' "
+                      "AND fingerprint=? AND protocol=?", key.astuple())
+
+    def put_error(self, key: "UnitKey", stage: str, message: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (*key.astuple()[:4], stage, message, *key.astuple()[4:], time.time()))
+
+    def clear_errors(self, dataset: str, image: str, protocol: str) -> None:
+        """Forget errors of an image's input stage (it read correctly this time)."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM errors WHERE dataset=? AND image=? AND protocol=? AND stage='input'",
+                      (dataset, image, protocol))
+
+    # -- queries for summaries and reports ----------------------------------------------------------
+    def _frame(self, table: str, columns: str):
+        import pandas as pd
+
+        sql = f"SELECT {columns} FROM {table} t {CURRENT}"
+        return pd.read_sql_query(sql, self.conn)
+
+    def results_frame(self):
+        """Current per-image metric values: dataset, image, method, qf, metric, value."""
+        return self._frame("results", "t.dataset, t.image, t.method, t.qf, t.metric, t.value")
+
+    def outputs_frame(self):
+        """Current outputs: dataset, image, method, qf, path (relative to the run folder), seconds, notes."""
+        return self._frame("outputs", "t.dataset, t.image, t.method, t.qf, t.path, t.seconds, t.notes")
+
+    def errors_frame(self):
+        """Current errors (input errors carry method '*' and are always current)."""
+        import pandas as pd
+
+        sql = (f"SELECT t.dataset, t.image, t.method, t.qf, t.stage, t.message FROM errors t {CURRENT} "
+               "UNION ALL SELECT dataset, image, method, qf, stage, message FROM errors "
+               "WHERE method = '*' AND protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key') "
+               "ORDER BY 1, 2, 3, 4")
+        return pd.read_sql_query(sql, self.conn)
+
+    def images_frame(self):
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT dataset, image, hq_path, width, height, notes FROM images "
+            "WHERE protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')", self.conn)
+
+    def lq_frame(self):
+        import pandas as pd
+
+        return pd.read_sql_query(
+            "SELECT dataset, image, qf, path, bytes FROM lq "
+            "WHERE protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')", self.conn)
+
+    def methods(self) -> dict[str, dict[str, Any]]:
+        return {r["method"]: json.loads(r["description"]) for r in self.conn.execute("SELECT * FROM methods")}
+
+
+class UnitKey:
+    """The identity of one unit of work: an image restored by a method at a QF under a protocol."""
+
+    __slots__ = ("dataset", "image", "method", "qf", "fingerprint", "protocol")
+
+    def __init__(self, dataset: str, image: str, method: str, qf: int, fingerprint: str, protocol: str) -> None:
+        self.dataset, self.image, self.method = dataset, image, method
+        self.qf, self.fingerprint, self.protocol = int(qf), fingerprint, protocol
+
+    def astuple(self) -> tuple[str, str, str, int, str, str]:
+        return (self.dataset, self.image, self.method, self.qf, self.fingerprint, self.protocol)
+
+    def __repr__(self) -> str:
+        return f"UnitKey{self.astuple()!r}"

@@ -1,0 +1,161 @@
+"""The one interface every restoration method implements, and the description of the files it needs.
+
+Images cross this boundary as float tensors B x 3 x H x W, RGB, in [0, 1]; a method converts to its own
+range inside `restore` and returns the same layout and range, at the input's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+
+class MethodError(RuntimeError):
+    """A method cannot be built or run (missing or wrong weights, bad configuration)."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file that a method or metric needs, where it must be, and how to recognise it.
+
+    `where` explains in words which folder it belongs in (for messages); `url` is where it can be
+    downloaded from, if the file is public; `sha256_prefix` and `size` (bytes) identify it when known.
+    """
+
+    label: str
+    path: Path
+    where: str = ""
+    url: str | None = None
+    sha256_prefix: str | None = None
+    size: int | None = None
+
+    def status(self) -> str:
+        """'present', 'missing', or 'wrong size' / 'wrong hash' when the file exists but does not match."""
+        if not self.path.is_file():
+            return "missing"
+        if self.size is not None and self.path.stat().st_size != self.size:
+            return "wrong size"
+        if self.sha256_prefix and not file_sha256(self.path).startswith(self.sha256_prefix):
+            return "wrong hash"
+        return "present"
+
+    def describe(self) -> str:
+        where = f" ({self.where})" if self.where else ""
+        return f"{self.label}: {self.path}{where}"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Method(ABC):
+    """A JPEG artifact removal method.
+
+    Subclasses set `name`, `blind` (True when the method never needs the QF), `steps` (diffusion steps,
+    1 for feed-forward models), implement `restore`, and list their files in `required_weights`.
+    Construction must be cheap; weights are loaded on first use by `load()`.
+    """
+
+    name: ClassVar[str] = ""
+    blind: ClassVar[bool] = True
+    steps: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+
+    def __init__(self, **config: Any) -> None:
+        self.config: dict[str, Any] = dict(config)
+        self.device = torch.device(config.get("device") or "cpu")
+        self._loaded = False
+
+    # -- files -----------------------------------------------------------------------------------
+    def required_weights(self) -> list[WeightFile]:
+        """Every file this method reads. Empty for methods that need none."""
+        return []
+
+    def missing_weights(self) -> list[WeightFile]:
+        """The required files that are absent or do not match their expected size or hash."""
+        return [w for w in self.required_weights() if w.status() != "present"]
+
+    # -- life cycle --------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load weights once; later calls do nothing. Raises MethodError naming any missing file."""
+        if self._loaded:
+            return
+        missing = self.missing_weights()
+        if missing:
+            raise MethodError(f"method {self.name!r} cannot load: " + "; ".join(
+                f"{w.describe()} is {w.status()}" for w in missing))
+        self._load()
+        self._loaded = True
+
+    def _load(self) -> None:
+        """Build modules and read weights; override in methods that have any."""
+
+    # -- identity ----------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes this method's outputs: name, config, weight files.
+
+        The run engine keys cached outputs on it, so changing a method's configuration invalidates only
+        its own results.
+        """
+        weights = []
+        for w in self.required_weights():
+            stat = w.path.stat() if w.path.is_file() else None
+            weights.append([str(w.path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+        payload = {"name": self.name, "config": self.output_config(), "weights": weights}
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def output_config(self) -> dict[str, Any]:
+        """The configuration entries that change outputs (device placement excluded)."""
+        return {k: v for k, v in self.config.items() if k not in {"device", "progress"}}
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description for manifests and reports."""
+        return {"name": self.name, "blind": self.blind, "steps": self.steps, "config": self.output_config(),
+                "weights": [str(w.path) for w in self.required_weights()]}
+
+    # -- work --------------------------------------------------------------------------------------
+    @abstractmethod
+    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
+        """Restore a batch of decoded JPEG images (B x 3 x H x W in [0, 1]); return the same shape and range.
+
+        `qf` is the true quality factor (non-blind methods may use it; blind ones ignore it);
+        `jpeg_bytes` is the compressed file for methods that read the bitstream (quantisation tables).
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, config={self.output_config()!r})"
+
+
+@dataclass
+class MethodSpec:
+    """A method as a run config names it: a display label, the registered method, and its config."""
+
+    label: str
+    method: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, entry: str | dict[str, Any]) -> "MethodSpec":
+        """Accept 'jpeg' or {'name': 'codiff-fp32', 'method': 'codiff', 'dtype': 'fp32', ...}."""
+        if isinstance(entry, str):
+            return cls(label=entry, method=entry)
+        entry = dict(entry)
+        method = entry.pop("method", None) or entry.get("name")
+        label = entry.pop("name", None) or method
+        if not method:
+            raise MethodError(f"method entry {entry!r} names no method")
+        config = entry.pop("config", None) or {}
+        config.update(entry)
+        return cls(label=str(label), method=str(method), config=config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 from bench.protocol import JpegProtocol
 from methods.base import MethodSpec
 
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 ALL_METRICS = ["psnr", "ssim", "psnr_b", "lpips", "dists", "musiq", "maniqa", "clipiqa"]
 
 
@@ -37,6 +39,7 @@ class RunConfig:
     seed: int = 0
     max_pixels: int | None = 64_000_000
     report: bool = True
+    cave_analysis: dict[str, Any] | None = None  # after scoring: bench.analysis.cave.CaveAnalysisConfig keys
     sources: list[str] = field(default_factory=list)
 
     @classmethod
@@ -48,7 +51,7 @@ class RunConfig:
             data = yaml.safe_load(fh) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping")
-        config = cls.from_dict(data)
+        config = cls.from_dict(expand_env(data))
         config.sources.append(str(path))
         return config
 
@@ -81,6 +84,7 @@ class RunConfig:
             raise ConfigError(f"quality factors must be within 1..100: {bad}")
         self.jpeg_protocol()
         self.method_specs()
+        self.cave_analysis_config()
 
     def jpeg_protocol(self) -> JpegProtocol:
         return JpegProtocol.from_dict(self.protocol)
@@ -93,8 +97,35 @@ class RunConfig:
             raise ConfigError(f"method labels must be unique: {sorted(dupes)} (give each entry a `name`)")
         return specs
 
+    def cave_analysis_config(self):
+        """The CaVE analysis to run into `<run_dir>/cave_analysis/` after scoring, or None."""
+        if self.cave_analysis is None:
+            return None
+        from bench.analysis.cave import CaveAnalysisConfig, CaveAnalysisError
+
+        try:
+            return CaveAnalysisConfig.from_dict(self.cave_analysis)
+        except (CaveAnalysisError, TypeError) as exc:
+            raise ConfigError(f"cave_analysis: {exc}") from exc
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def expand_env(value: Any) -> Any:
+    """`${VAR}` and `${VAR:-default}` replaced in every string of a loaded config (lists and mappings too).
+
+    A variable that is unset (or empty) and has no default stays as written, so messages about the path
+    show which variable to set.
+    """
+    if isinstance(value, str):
+        return _ENV_VAR.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None
+                                                                      else m.group(0)), value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
 
 
 def load_config(path: str | os.PathLike | None) -> RunConfig:

@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -41,10 +43,11 @@ def read_rgb8(path: str | os.PathLike, *, grayscale: str = "expand", alpha: str 
     try:
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes)")
-        with Image.open(path) as img:
+        with _pillow_settings(max_pixels), Image.open(path) as img:
             if max_pixels is not None and img.width * img.height > max_pixels:
                 raise ImageError(f"{path}: {img.width}x{img.height} pixels exceeds the limit of {max_pixels} pixels "
                                  "(raise max_pixels in the run config, or use a tiled method)")
+            deep = img.mode not in _WIDE_GRAY_MODES and any(";16" in _rawmode(tile) for tile in img.tile)
             img.load()
             if exif == "apply":
                 orientation = img.getexif().get(0x0112, 1)
@@ -52,22 +55,54 @@ def read_rgb8(path: str | os.PathLike, *, grayscale: str = "expand", alpha: str 
                     img = ImageOps.exif_transpose(img)
                     notes.append(f"EXIF orientation {orientation} applied")
             rgb = _to_rgb8(img, path, notes, grayscale=grayscale, alpha=alpha)
+            if deep:
+                notes.append("16 bits per channel reduced to 8 (high byte kept)")
     except ImageError:
         raise
     except FileNotFoundError as exc:
         raise ImageError(f"{path}: file not found") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from exc
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: too large to decode safely ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: corrupt or truncated image ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on malformed files; none may end a run
+        raise ImageError(f"{path}: corrupt image ({type(exc).__name__}: {exc})") from exc
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageError(f"{path}: image has no pixels")
     return LoadedImage(np.ascontiguousarray(rgb), notes)
 
 
+_WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+@contextlib.contextmanager
+def _pillow_settings(max_pixels: int | None) -> Iterator[None]:
+    """Pillow's global settings while reading: truncated files are refused even where a library relaxed that
+    (`ImageFile.LOAD_TRUNCATED_IMAGES = True` makes a truncated JPEG load as grey), and the run's pixel limit,
+    when given, replaces Pillow's decompression-bomb limit (it is checked before decoding too)."""
+    from PIL import Image, ImageFile
+
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = saved
+
+
+def _rawmode(tile) -> str:
+    """The decoder's raw mode of one Pillow tile ('RGB;16B' for a 16-bit RGB PNG)."""
+    args = tile[3]
+    return args if isinstance(args, str) else str(args[0]) if args else ""
+
+
 def _to_rgb8(img, path: Path, notes: list[str], *, grayscale: str, alpha: str) -> np.ndarray:
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    if mode in _WIDE_GRAY_MODES:
         arr = np.asarray(img).astype(np.float64)
         peak = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
         arr = np.clip(np.round(arr / peak * 255.0), 0, 255).astype(np.uint8)

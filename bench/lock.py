@@ -14,8 +14,8 @@ class RunFolderBusy(RuntimeError):
 class RunLock:
     """`with RunLock(run_dir): ...` holds `<run_dir>/.lock` (flock; released by the OS if the process dies)."""
 
-    def __init__(self, run_dir: str | Path) -> None:
-        self.path = Path(run_dir) / ".lock"
+    def __init__(self, run_dir: str | Path, name: str = ".lock") -> None:
+        self.path = Path(run_dir) / name
         self._fd: int | None = None
 
     def acquire(self) -> None:

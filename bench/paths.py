@@ -1,44 +1,62 @@
-"""File names derived from image ids: safe on every file system and confined to the run folder."""
+"""File names derived from image ids and labels: safe on every file system and confined to the run folder.
+
+Names are made of [A-Za-z0-9._-] only and at most `MAX_STEM` characters; where cleaning changed a name, a
+short hash of the original is appended, so that two different ids or labels never share a file.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_STEM = 80
+
+
+def _clean(text: str) -> str:
+    return _UNSAFE.sub("_", text).strip("._")[:MAX_STEM].rstrip("._")
+
+
+def _tag(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _without_suffix(image_id: str) -> str:
+    path = PurePosixPath(image_id)
+    return str(path.with_suffix("")) if path.suffix else image_id
 
 
 def safe_names(image_ids: list[str]) -> dict[str, str]:
     """Map each image id to a unique file stem made of [A-Za-z0-9._-] only.
 
-    The stem is the id without its extension; where sanitising changed it, or two ids share a stem
-    (a.png and a.jpg), a short hash of the id is appended.
+    The stem is the id without its extension; where cleaning changed it, or two ids share a stem even
+    when case is ignored (a.png and a.jpg, A.png and a.png), a short hash of the id is appended.
     """
-    stems = {i: _UNSAFE.sub("_", str(PurePosixPath(i).with_suffix(""))).strip("._") or "image" for i in image_ids}
-    counts: dict[str, int] = {}
-    for stem in stems.values():
-        counts[stem] = counts.get(stem, 0) + 1
-    names = {}
-    for image_id, stem in stems.items():
-        plain = str(PurePosixPath(image_id).with_suffix(""))
-        if counts[stem] > 1 or stem != plain:
-            stem = f"{stem[:80]}-{hashlib.sha1(image_id.encode()).hexdigest()[:8]}"
-        names[image_id] = stem
-    return names
+    stems = {i: _clean(_without_suffix(i)) or "image" for i in image_ids}
+    counts = Counter(stem.lower() for stem in stems.values())
+    return {image_id: stem if counts[stem.lower()] == 1 and stem == _without_suffix(image_id)
+            else f"{stem}-{_tag(image_id)}" for image_id, stem in stems.items()}
 
 
 def safe_component(name: str) -> str:
-    """One path component from a user-given label (method or dataset name)."""
-    cleaned = _UNSAFE.sub("_", name).strip("._")
-    if not cleaned:
-        raise ValueError(f"{name!r} cannot be used as a file name")
-    return cleaned
+    """One path component from a user-given label (method or dataset name); distinct labels never collide."""
+    cleaned = _clean(name)
+    return name if cleaned and cleaned == name else f"{cleaned or 'name'}-{_tag(name)}"
+
+
+def printable_id(image_id: str) -> str:
+    """An image id that every store and terminal accepts: bytes of a file name that are not valid UTF-8
+    (kept by Python as surrogates) are written as \\xNN escapes."""
+    return image_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def inside(root: Path, path: Path) -> Path:
-    """Return `path` resolved, refusing anything that escapes `root`."""
-    root_r, path_r = root.resolve(), path.resolve()
-    if path_r != root_r and root_r not in path_r.parents:
+    """Return `path`, refusing one whose name leaves `root` (an absolute part or '..'). The check is on the
+    names only, so that folders the user linked into the run folder (outputs on another disk) still work."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep) or os.path.isabs(relative):
         raise ValueError(f"refusing to write {path} outside the run folder {root}")
     return path

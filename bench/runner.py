@@ -7,8 +7,10 @@ method configuration invalidates only that method's rows. One bad image becomes 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,16 +22,22 @@ import torch
 
 from bench.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from bench.config import RunConfig
-from bench.datasets import Dataset, folder_dataset, resolve_dataset
+from bench.datasets import Dataset, DatasetError, folder_dataset, resolve_dataset
+from bench.distributed import Shard, current_shard
 from bench.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8
 from bench.lock import RunLock
-from bench.paths import safe_component, safe_names
+from bench.paths import inside, printable_id, safe_component, safe_names
 from bench.protocol import JpegProtocol, ProtocolError, decode_jpeg
 from bench.store import ResultsStore, UnitKey
 from methods.base import Method, MethodError, WeightFile
 from methods.registry import create_method
 
 log = logging.getLogger(__name__)
+
+
+class RunFolderError(OSError):
+    """The run folder cannot be written (read-only, full, a file in the way): the run stops, since no image
+    could succeed; everything finished so far is kept and a rerun resumes."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class RunSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     report: Path | None = None
+    is_main: bool = True
 
     @property
     def exit_status(self) -> int:
@@ -69,17 +78,23 @@ class RunSummary:
 class Runner:
     """Runs one `RunConfig` into its run folder."""
 
-    def __init__(self, config: RunConfig, *, progress: bool = True) -> None:
+    def __init__(self, config: RunConfig, *, progress: bool = True, shard: Shard | None = None) -> None:
         self.config = config
+        self.shard = shard or current_shard()
+        self.device = self.shard.device(config.device)
         self.run_dir = Path(config.run_dir)
         self.protocol: JpegProtocol = config.jpeg_protocol()
         self.pkey = self.protocol.key()
-        self.progress = progress
+        self.progress = progress and self.shard.is_main
 
     # -- public ---------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        with RunLock(self.run_dir):
-            remove_stale_temporaries(self.run_dir)
+        self._check_run_folder()
+        lock_name = ".lock" if self.shard.is_main else f".lock-rank{self.shard.rank}"
+        with RunLock(self.run_dir, lock_name):
+            if self.shard.is_main:
+                remove_stale_temporaries(self.run_dir)
+            self.shard.barrier()
             with ResultsStore.in_run_dir(self.run_dir) as store:
                 return self._run(store)
 
@@ -87,12 +102,18 @@ class Runner:
         """The configured datasets, resolved (raises DatasetError with what is expected where)."""
         sets = [resolve_dataset(name, root=self.config.data_root) for name in self.config.datasets]
         sets += [folder_dataset(folder) for folder in self.config.images]
+        names = [ds.name for ds in sets]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DatasetError(f"two datasets are named {twice}: results are keyed by dataset name, so give the "
+                               "image folders different names")
         return sets
 
     def entries(self, datasets: Iterable[Dataset]) -> list[ImageEntry]:
         entries = []
         for ds in datasets:
             items = ds.items()[: self.config.limit] if self.config.limit else ds.items()
+            items = [(printable_id(image), path) for image, path in items]
             stems = safe_names([image for image, _ in items])
             entries += [ImageEntry(ds.name, image, path, stems[image]) for image, path in items]
         return entries
@@ -103,36 +124,53 @@ class Runner:
         from bench.provenance import manifest
 
         torch.manual_seed(self.config.seed)
-        summary = RunSummary(self.run_dir)
+        summary = RunSummary(self.run_dir, is_main=self.shard.is_main)
         entries = self.entries(self.datasets())
 
         metric_names, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict)
-        metrics = {name: create_metric(name, device=self.config.device) for name in metric_names}
+        metrics = {name: create_metric(name, device=self.device) for name in metric_names}
         methods, skipped_methods = self._create_methods()
-        store.set_skipped("metric", skipped_metrics)
-        store.set_skipped("method", skipped_methods)
-        for label, method in methods.items():
-            store.set_method(label, method.fingerprint(), method.describe())
+        main = self.shard.is_main
+        if main:
+            store.set_skipped("metric", skipped_metrics)
+            store.set_skipped("method", skipped_methods)
+            store.set_methods({label: (m.fingerprint(), m.describe()) for label, m in methods.items()})
 
         weights = {name: [_weight_record(w) for w in m.required_files()] for name, m in metrics.items()}
         weights.update({label: [_weight_record(w) for w in m.required_weights()] for label, m in methods.items()})
-        record = manifest(self.config.to_dict(), self.protocol.to_dict(), weights, self.config.device, self.config.seed)
-        store.set_meta("protocol", self.protocol.to_dict())
-        store.set_meta("protocol_key", self.pkey)
-        store.set_meta("config", self.config.to_dict())
-        store.set_meta("metric_info", {n: {"lower_better": m.lower_better, "full_reference": m.full_reference,
-                                           "description": m.description} for n, m in metrics.items()})
-        store.set_meta("manifest", record)
+        record = manifest(self.config.to_dict(), self.protocol.to_dict(), weights, self.device, self.config.seed)
+        record["processes"] = self.shard.world
+        if main:
+            store.set_meta("protocol", self.protocol.to_dict())
+            store.set_meta("protocol_key", self.pkey)
+            store.set_meta("config", self.config.to_dict())
+            store.set_meta("metric_info", {n: {"lower_better": m.lower_better, "full_reference": m.full_reference,
+                                               "description": m.description} for n, m in metrics.items()})
+            store.set_meta("manifest", record)
+        self.shard.barrier()
 
-        good = self._prepare_inputs(store, entries)
-        units = [WorkUnit(label, e, qf) for label in methods for e in good for qf in self.config.qf]
+        all_units = [WorkUnit(label, e, qf) for label in methods for e in entries for qf in self.config.qf]
+        units = self.shard.take(all_units)
+        needed = {u.entry for u in units}
+        good = set(self._prepare_inputs(store, [e for e in entries if e in needed]))
+        units = [u for u in units if u.entry in good]
         summary.units = len(units)
-        self._process(store, methods, metrics, units, summary)
+        self._process(store, methods, metrics, units, summary, total=len(all_units))
+        self.shard.barrier()
+        summary.errors = store.errors_frame().to_dict("records")
+        if not main:
+            return summary
 
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         store.set_meta("manifest", record)
         atomic_write_text(self.run_dir / "manifest.json", json.dumps(record, indent=2, default=str))
-        summary.errors = store.errors_frame().to_dict("records")
+        analysis = self.config.cave_analysis_config()
+        if analysis is not None:
+            from bench.analysis.cave import analyse_run
+
+            images = [(f"{e.dataset}/{e.image}", e.path) for e in entries]
+            store.set_skipped("analysis", analyse_run(analysis, images, self.protocol, self.run_dir,
+                                                      progress=self.progress))
         summary.skipped = store.skipped()
         write_summary_csv(store, self.run_dir)
         if self.config.report:
@@ -146,7 +184,7 @@ class Runner:
         skipped: dict[str, str] = {}
         for spec in self.config.method_specs():
             try:
-                method = create_method(spec.method, device=self.config.device, **spec.config)
+                method = create_method(spec.method, device=self.device, **spec.config)
             except (MethodError, TypeError, ValueError) as exc:
                 if self.config.strict:
                     raise
@@ -174,6 +212,13 @@ class Runner:
         return (self.run_dir / "outputs" / safe_component(e.dataset) / safe_component(unit.method)
                 / f"qf{unit.qf}" / f"{e.stem}.png")
 
+    def unit_context(self, unit: WorkUnit) -> dict[str, Any]:
+        """What `Method.set_context` is told before a unit is restored (also used by dry runs)."""
+        e = unit.entry
+        work_dir = self.run_dir / "work" / safe_component(unit.method) / safe_component(e.dataset) / self.pkey
+        return {"dataset": e.dataset, "image": e.image, "stem": e.stem, "qf": unit.qf,
+                "lq_path": self.lq_path(e, unit.qf), "work_dir": work_dir / f"qf{unit.qf}"}
+
     def _prepare_inputs(self, store: ResultsStore, entries: list[ImageEntry]) -> list[ImageEntry]:
         """Write each prepared HQ and its LQ files once; return the images that could be prepared."""
         from tqdm.auto import tqdm
@@ -183,8 +228,13 @@ class Runner:
             key = UnitKey(entry.dataset, entry.image, "*", 0, "", self.pkey)
             try:
                 self._prepare_one(store, entry)
-            except (ImageError, ProtocolError, OSError) as exc:
-                store.put_error(key, "input", f"{entry.path}: {exc}" if str(entry.path) not in str(exc) else str(exc))
+            except RunFolderError:
+                raise
+            except (ImageError, ProtocolError) as exc:
+                store.put_error(key, "input", _describe_input(exc, entry.path))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad image never ends the run
+                store.put_error(key, "input", _describe(exc, entry.path))
                 continue
             store.clear_errors(entry.dataset, entry.image, self.pkey)
             good.append(entry)
@@ -193,7 +243,8 @@ class Runner:
     def _prepare_one(self, store: ResultsStore, entry: ImageEntry) -> None:
         hq_file = self.hq_path(entry)
         lq_files = {qf: self.lq_path(entry, qf) for qf in self.config.qf}
-        if hq_file.is_file() and all(p.is_file() for p in lq_files.values()):
+        if (hq_file.is_file() and all(p.is_file() for p in lq_files.values())
+                and store.has_inputs(entry.dataset, entry.image, self.pkey, self.config.qf)):
             return
         p = self.protocol
         loaded = read_rgb8(entry.path, grayscale=p.grayscale, alpha=p.alpha, exif=p.exif,
@@ -204,23 +255,43 @@ class Runner:
             notes.append(f"HQ {p.resize} from {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]} "
                          f"to {hq.shape[1]}x{hq.shape[0]}")
         if not hq_file.is_file():
-            atomic_write_bytes(hq_file, encode_png(hq))
+            self._write(hq_file, encode_png(hq))
         store.put_image(entry.dataset, entry.image, self.pkey, self._rel(hq_file), hq.shape[1], hq.shape[0], notes)
         for qf, path in lq_files.items():
             if not path.is_file():
                 data = p.encode(hq, qf)
-                atomic_write_bytes(path, data)
+                self._write(path, data)
             store.put_lq(entry.dataset, entry.image, self.pkey, qf, self._rel(path), path.stat().st_size)
+
+    def _check_run_folder(self) -> None:
+        """Fail early, with the reason, when the run folder cannot be created or written."""
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise RunFolderError(errno.ENOTDIR, f"the run folder {self.run_dir} exists and is not a folder")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.run_dir).close()
+        except OSError as exc:
+            raise RunFolderError(exc.errno, f"cannot write to the run folder {self.run_dir}: "
+                                            f"{exc.strerror or exc}") from exc
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """Write a file of the run folder atomically; failing to is the run folder's problem, not the image's."""
+        try:
+            atomic_write_bytes(inside(self.run_dir, path), data)
+        except OSError as exc:
+            raise RunFolderError(exc.errno, f"cannot write {path}: {exc.strerror or exc} (run folder "
+                                            f"{self.run_dir}; finished results are kept, rerun to resume)") from exc
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.run_dir).as_posix()
 
     # -- restoration and scoring --------------------------------------------------------------------------
     def _process(self, store: ResultsStore, methods: dict[str, Method], metrics: dict[str, Any],
-                 units: list[WorkUnit], summary: RunSummary) -> None:
+                 units: list[WorkUnit], summary: RunSummary, total: int) -> None:
+        """Restore and score this process's units; the main process's bar counts every process's work."""
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(units), desc="restore+score", unit="unit", disable=not self.progress)
+        bar = tqdm(total=total, desc="restore+score", unit="unit", disable=not self.progress)
         for label, method in methods.items():
             todo = [u for u in units if u.method == label]
             loaded = self._load_method(store, method, todo)
@@ -228,7 +299,10 @@ class Runner:
                 bar.set_postfix_str(f"{label} qf{unit.qf} {unit.entry.image[:30]}", refresh=False)
                 if loaded:
                     self._process_unit(store, method, metrics, unit, summary)
-                bar.update(1)
+                if self.shard.distributed:
+                    bar.update(store.count_finished_units() - bar.n)
+                else:
+                    bar.update(1)
         bar.close()
 
     def _load_method(self, store: ResultsStore, method: Method, units: list[WorkUnit]) -> bool:
@@ -256,14 +330,16 @@ class Runner:
         if row is not None and out_file.is_file() and not todo:
             summary.reused += 1
             return
-        hq = to_tensor(decode_png(self.hq_path(unit.entry)))
         try:
+            hq = to_tensor(decode_png(self.hq_path(unit.entry)))
             if row is not None and out_file.is_file():
                 out = to_tensor(decode_png(out_file))
                 summary.reused += 1
             else:
                 out = self._restore(store, method, unit, key, hq.shape)
                 summary.restored += 1
+        except RunFolderError:
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad unit never ends the run
             store.put_error(key, "restore", _describe(exc, unit.entry.path))
             log.debug("restore failed: %s", traceback.format_exc())
@@ -273,8 +349,7 @@ class Runner:
             try:
                 with torch.inference_mode():
                     ref = hq if metrics[name].full_reference else None
-                    value = float(metrics[name](out.to(self.config.device), None if ref is None else
-                                                ref.to(self.config.device))[0])
+                    value = float(metrics[name](out.to(self.device), None if ref is None else ref.to(self.device))[0])
                 if not np.isfinite(value):
                     raise ValueError(f"metric returned {value}")
                 values[name] = value
@@ -286,11 +361,12 @@ class Runner:
     def _restore(self, store: ResultsStore, method: Method, unit: WorkUnit, key: UnitKey,
                  shape: torch.Size) -> torch.Tensor:
         jpeg = self.lq_path(unit.entry, unit.qf).read_bytes()
-        lq = to_tensor(decode_jpeg(jpeg)).to(self.config.device)
+        lq = to_tensor(decode_jpeg(jpeg)).to(self.device)
+        method.set_context(**self.unit_context(unit))
         start = time.perf_counter()
         with torch.inference_mode():
             out = method.restore(lq, qf=unit.qf, jpeg_bytes=jpeg)
-        if self.config.device.startswith("cuda"):
+        if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         if tuple(out.shape) != tuple(shape):
@@ -299,7 +375,7 @@ class Runner:
             raise MethodError("method returned non-finite values")
         rgb8 = to_uint8(out.float().cpu())
         out_file = self.output_path(unit)
-        atomic_write_bytes(out_file, encode_png(rgb8))
+        self._write(out_file, encode_png(rgb8))
         store.put_output(key, self._rel(out_file), seconds, [])
         return to_tensor(rgb8)
 
@@ -312,6 +388,11 @@ def decode_png(path: Path) -> np.ndarray:
 def _describe(exc: BaseException, path: Path) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return text if str(path) in text else f"{path}: {text}"
+
+
+def _describe_input(exc: BaseException, path: Path) -> str:
+    """An input error names the file and the reason (a ProtocolError says only the reason)."""
+    return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
 
 
 def _weight_record(w: WeightFile) -> dict[str, Any]:

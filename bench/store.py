@@ -93,10 +93,13 @@ class ResultsStore:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
-    def set_method(self, method: str, fingerprint: str, description: dict[str, Any]) -> None:
+    def set_methods(self, methods: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Record the run's methods (label -> (fingerprint, description)); labels no longer configured are
+        dropped, so their stored rows stop counting as current results."""
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO methods VALUES (?, ?, ?)",
-                      (method, fingerprint, json.dumps(description, default=str)))
+            c.execute("DELETE FROM methods")
+            c.executemany("INSERT INTO methods VALUES (?, ?, ?)",
+                          [(label, fp, json.dumps(desc, default=str)) for label, (fp, desc) in methods.items()])
 
     def set_skipped(self, kind: str, skipped: dict[str, str]) -> None:
         """Replace the list of skipped metrics or methods (kind 'metric' / 'method') with their reasons."""
@@ -117,6 +120,16 @@ class ResultsStore:
     def put_lq(self, dataset: str, image: str, protocol: str, qf: int, path: str, size: int) -> None:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO lq VALUES (?, ?, ?, ?, ?, ?)", (dataset, image, protocol, qf, path, size))
+
+    def has_inputs(self, dataset: str, image: str, protocol: str, qfs: list[int]) -> bool:
+        """True when the image's HQ row and an LQ row for every QF are recorded (a killed run may have
+        written a file but not its row)."""
+        if self.conn.execute("SELECT 1 FROM images WHERE dataset=? AND image=? AND protocol=?",
+                             (dataset, image, protocol)).fetchone() is None:
+            return False
+        found = {r[0] for r in self.conn.execute("SELECT qf FROM lq WHERE dataset=? AND image=? AND protocol=?",
+                                                 (dataset, image, protocol))}
+        return set(qfs) <= found
 
     # -- outputs, results, errors -----------------------------------------------------------------
     def get_output(self, dataset: str, image: str, method: str, qf: int, fingerprint: str,
@@ -197,6 +210,12 @@ class ResultsStore:
         return pd.read_sql_query(
             "SELECT dataset, image, qf, path, bytes FROM lq "
             "WHERE protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')", self.conn)
+
+    def count_finished_units(self) -> int:
+        """Units of the current configuration that have an output or a restore error."""
+        outputs = self.conn.execute(f"SELECT count(*) FROM outputs t {CURRENT}").fetchone()[0]
+        failed = self.conn.execute(f"SELECT count(*) FROM errors t {CURRENT} AND t.stage = 'restore'").fetchone()[0]
+        return int(outputs + failed)
 
     def methods(self) -> dict[str, dict[str, Any]]:
         return {r["method"]: json.loads(r["description"]) for r in self.conn.execute("SELECT * FROM methods")}

@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 class MethodError(RuntimeError):
     """A method cannot be built or run (missing or wrong weights, bad configuration)."""
+
+
+WEIGHTS_ENV = "CODIFF_BENCH_WEIGHTS"
+
+
+def default_weights_dir() -> Path:
+    """Where methods look for weight files they are not given a path for: $CODIFF_BENCH_WEIGHTS, else
+    ~/.cache/codiff-bench/weights."""
+    return Path(os.environ.get(WEIGHTS_ENV) or "~/.cache/codiff-bench/weights").expanduser()
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,18 @@ class Method(ABC):
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
         self.device = torch.device(config.get("device") or "cpu")
+        self.context: dict[str, Any] = {}
         self._loaded = False
+
+    def options(self, cls: type[T]) -> T:
+        """The configuration as the dataclass `cls` (device placement aside); unknown keys, usually typos,
+        are a MethodError that lists the known ones."""
+        known = {f.name for f in fields(cls)}
+        values = self.output_config()
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MethodError(f"method {self.name!r}: unknown config keys {unknown}; known: {sorted(known)}")
+        return cls(**values)
 
     # -- files -----------------------------------------------------------------------------------
     def required_weights(self) -> list[WeightFile]:
@@ -124,6 +147,21 @@ class Method(ABC):
         """A JSON-able description for manifests and reports."""
         return {"name": self.name, "blind": self.blind, "steps": self.steps, "config": self.output_config(),
                 "weights": [str(w.path) for w in self.required_weights()]}
+
+    # -- run context (optional hooks) -------------------------------------------------------------
+    def set_context(self, **context: Any) -> None:
+        """Told by the run engine, before each `restore`, which unit it is: `dataset`, `image` (id, extension
+        included), `stem` (file-safe name), `qf`, `lq_path` (the JPEG file; its folder holds the dataset's
+        other LQ files at that QF) and `work_dir` (a folder inside the run folder for this method, dataset and QF).
+        Methods that read or make files per image (precomputed outputs, external commands) use
+        `self.context`; tensor-only methods ignore it.
+        """
+        self.context = dict(context)
+
+    def preflight(self, contexts: list[dict[str, Any]]) -> list[str]:
+        """What is missing for these units (contexts as `set_context` receives them), found without computing
+        anything: used by dry runs. Weight files are reported separately (`missing_weights`)."""
+        return []
 
     # -- work --------------------------------------------------------------------------------------
     @abstractmethod

@@ -15,6 +15,12 @@ from methods.base import Method, MethodError
 # name -> "module:ClassName"; imported on first use.
 _BUILTIN: dict[str, str] = {
     "jpeg": "methods.jpeg:JpegIdentity",
+    "fbcnn": "methods.fbcnn:Fbcnn",
+    "outputs": "methods.outputs:PrecomputedOutputs",
+    "command": "methods.command:ExternalCommand",
+    "codiff": "methods.codiff.method:Codiff",
+    "cave": "methods.codiff.method:CaveRestorer",
+    "cave-small": "methods.cave_small.method:CaveSmall",
 }
 _REGISTERED: dict[str, type[Method]] = {}
 

@@ -1,1 +1,15 @@
 """Reports rendered from stored run results only: tables, plots, t-SNE and the HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def render_report(run_dir: str | Path, *, reference: str | None = None, images: list[str] | None = None) -> Path:
+    """Render `<run_dir>/report/index.html` from the run's stored results; see `reports.html.render_report`."""
+    from reports.html import render_report as render
+
+    return render(run_dir, reference=reference, images=images)
+
+
+__all__ = ["render_report"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -14,7 +15,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs a config (each overrides the config file)."""
     parser.add_argument("--config", help="run config YAML (defaults apply where it is silent)")
     parser.add_argument("--datasets", type=_csv(str), help="comma-separated names from datasets.yaml")
-    parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable)")
+    parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable; replaces the config's "
+                        "datasets unless --datasets is given too)")
     parser.add_argument("--methods", type=_csv(str), help="comma-separated method names (see `methods`)")
     parser.add_argument("--qf", type=_csv(int), help="comma-separated quality factors, e.g. 5,10,20")
     parser.add_argument("--metrics", type=_csv(str), help="comma-separated metric names")
@@ -31,7 +33,8 @@ def config_from_args(args: argparse.Namespace):
     from bench.config import load_config
 
     config = load_config(args.config)
-    return config.override(datasets=args.datasets, images=args.images, methods=args.methods, qf=args.qf,
+    datasets = args.datasets if args.datasets or not args.images else []
+    return config.override(datasets=datasets, images=args.images, methods=args.methods, qf=args.qf,
                            metrics=args.metrics, limit=args.limit, run_dir=args.run_dir, data_root=args.data_root,
                            device=args.device, strict=args.strict)
 
@@ -42,10 +45,15 @@ def register(subparsers) -> None:
     parser.add_argument("--no-report", dest="report", action="store_false", default=None,
                         help="skip rendering the HTML report")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true",
+                        help="compute nothing: list every block and everything missing (data, weights, outputs); "
+                             "exit 0 when nothing is missing, else 1")
     parser.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from bench.config import ConfigError
     from bench.datasets import DatasetError
     from bench.lock import RunFolderBusy
@@ -56,11 +64,20 @@ def run_command(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if args.report is not None:
             config.report = args.report
+        if args.dry_run:
+            from bench.dryrun import dry_run
+
+            return dry_run(config)
         summary = Runner(config, progress=not args.quiet).run()
     except (ConfigError, DatasetError, RunFolderBusy, MethodError, PermissionError, OSError) as exc:
         print(f"codiff-bench run: error: {exc}", file=sys.stderr)
         return 2
-    print_summary(summary)
+    except sqlite3.Error as exc:
+        print(f"codiff-bench run: error: results store in {config.run_dir}: {exc} (finished results are kept, "
+              "rerun to resume)", file=sys.stderr)
+        return 2
+    if summary.is_main:
+        print_summary(summary)
     return summary.exit_status
 
 
@@ -71,6 +88,7 @@ def print_summary(summary) -> None:
 
     with ResultsStore.in_run_dir(summary.run_dir, readonly=True) as store:
         frame = store.results_frame()
+        images = store.images_frame()
     print(f"\n{summary.units} units: {summary.restored} restored, {summary.reused} reused from earlier runs")
     if not frame.empty:
         table = frame.pivot_table(index=["dataset", "method"], columns=["metric", "qf"], values="value",
@@ -79,11 +97,23 @@ def print_summary(summary) -> None:
             print(table.to_string())
     for item in summary.skipped:
         print(f"skipped {item['kind']} {item['name']}: {item['reason']}")
+    noted = [(row.dataset, row.image, json.loads(row.notes or "[]")) for row in images.itertuples()]
+    converted = [item for item in noted if item[2]]
+    if converted:
+        print(f"\n{len(converted)} images converted on input (recorded with the run):")
+        for dataset, image, notes in converted[:50]:
+            print(f"  {dataset}/{_shown(image)}: {'; '.join(notes)}")
     if summary.errors:
         print(f"\n{len(summary.errors)} failed:", file=sys.stderr)
         for err in summary.errors[:50]:
-            print(f"  [{err['stage']}] {err['dataset']}/{err['image']} {err['method']} qf{err['qf']}: {err['message']}",
+            unit = "" if err["method"] == "*" else f" {err['method']} qf{err['qf']}"
+            print(f"  [{err['stage']}] {err['dataset']}/{_shown(err['image'])}{unit}: {_shown(err['message'])}",
                   file=sys.stderr)
     print(f"\nresults: {summary.run_dir / 'summary.csv'}")
     if summary.report:
         print(f"report:  {summary.report}")
+
+
+def _shown(text: str) -> str:
+    """Text from file names as the terminal should show it: control characters escaped, never interpreted."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")

@@ -1,0 +1,29 @@
+"""`codiff-bench report`: re-render a run's HTML report, plots and exports from its stored results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("report", help="render the HTML report of a run folder", description=__doc__)
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (holds results.sqlite)")
+    parser.add_argument("--reference", metavar="METHOD",
+                        help="compare every method with this one (default: the best mean per column)")
+    parser.add_argument("--images", nargs="+", metavar="IMAGE",
+                        help="images for the visual comparison: names, or dataset:name (default: the first "
+                             "of each dataset)")
+    parser.set_defaults(func=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from reports import render_report
+
+    try:
+        index = render_report(args.run_dir, reference=args.reference, images=args.images)
+    except (ValueError, OSError) as exc:
+        print(f"codiff-bench report: error: {exc}", file=sys.stderr)
+        return 2
+    print(index)
+    return 0

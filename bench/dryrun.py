@@ -1,0 +1,179 @@
+"""`codiff-bench run --dry-run`: every block a config would run, and everything the user must still supply.
+
+Nothing is computed or written: data sets are resolved, methods are created but not loaded, their weight
+files and per-block inputs (`Method.preflight`: precomputed outputs, command programs) are looked up, and
+metric weights are checked. The exit status is 0 when nothing is missing, else 1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import RunConfig
+
+DATA, WEIGHTS, INPUTS, CONFIG, METRICS, ENV = (
+    "data sets", "method weights", "method inputs (precomputed outputs, commands)", "configuration",
+    "metric weights", "environment variables")
+GROUPS = (ENV, DATA, WEIGHTS, INPUTS, METRICS, CONFIG)
+_UNSET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Block:
+    """One dataset x QF x method block and whether it could run now."""
+
+    dataset: str
+    qf: int
+    method: str
+    images: int | None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What a run would do and what it lacks, grouped by what the user must supply."""
+
+    config: RunConfig
+    blocks: list[Block] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=lambda: {g: [] for g in GROUPS})
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if any(self.missing.values()) else 0
+
+    def add(self, group: str, message: str) -> None:
+        if message not in self.missing[group]:
+            self.missing[group].append(message)
+
+    def render(self) -> str:
+        cfg = self.config
+        source = ", ".join(cfg.sources) or "the default configuration"
+        units = sum(b.images or 0 for b in self.blocks)
+        lines = [f"Dry run of {source}: nothing is computed or written.",
+                 f"run folder: {cfg.run_dir}; protocol: {cfg.jpeg_protocol().to_dict()}",
+                 f"metrics: {', '.join(cfg.metrics)}",
+                 f"{len(self.blocks)} blocks (dataset x QF x method), {units} image restorations:", ""]
+        width = max([len(b.dataset) for b in self.blocks] + [7])
+        mwidth = max([len(b.method) for b in self.blocks] + [6])
+        lines.append(f"  {'dataset':<{width}}  {'QF':>3}  {'method':<{mwidth}}  {'images':>6}  status")
+        for b in self.blocks:
+            images = "?" if b.images is None else str(b.images)
+            status = "ready" if not b.problems else "missing: " + ", ".join(b.problems)
+            lines.append(f"  {b.dataset:<{width}}  {b.qf:>3}  {b.method:<{mwidth}}  {images:>6}  {status}")
+        lines.append("")
+        if self.exit_status:
+            lines.append("Missing, by what you must supply:")
+            for group in GROUPS:
+                if self.missing[group]:
+                    lines.append(f"{group}:")
+                    lines += [f"  - {m}" for m in self.missing[group]]
+        else:
+            lines.append("Nothing is missing: every block can run.")
+        return "\n".join(lines)
+
+
+def plan_run(config: RunConfig) -> Plan:
+    """Resolve everything `config` needs without computing anything."""
+    from bench.distributed import Shard
+    from bench.runner import Runner
+
+    plan = Plan(config)
+    runner = Runner(config, progress=False, shard=Shard())  # one process: a plan starts no process group
+    for var, where in unset_variables(config.to_dict()):
+        plan.add(ENV, f"{var} is not set (used in {', '.join(where)})")
+    datasets, absent = _resolve_datasets(config, plan)
+    entries = runner.entries(datasets)
+    for spec in config.method_specs():
+        _plan_method(spec, runner, datasets, entries, absent, plan)
+    order = [ds.name for ds in datasets] + list(absent)
+    plan.blocks.sort(key=lambda b: (order.index(b.dataset), b.qf))
+    _check_metrics(config, plan)
+    return plan
+
+
+def _resolve_datasets(config: RunConfig, plan: Plan) -> tuple[list, dict[str, int | None]]:
+    """The datasets that resolve, and the absent ones with their expected image counts (when registered)."""
+    from bench.datasets import DatasetError, folder_dataset, load_registry, resolve_dataset
+
+    datasets, absent = [], {}
+    sources = [(name, lambda n=name: resolve_dataset(n, root=config.data_root)) for name in config.datasets]
+    sources += [(folder, lambda f=folder: folder_dataset(f)) for folder in config.images]
+    for name, resolve in sources:
+        try:
+            datasets.append(resolve())
+        except DatasetError as exc:
+            plan.add(DATA, str(exc))
+            count = (load_registry().get(name) or {}).get("count") if name in config.datasets else None
+            absent[name] = min(count, config.limit) if count and config.limit else count
+    return datasets, absent
+
+
+def _plan_method(spec, runner, datasets: list, entries: list, absent: dict[str, int | None], plan: Plan) -> None:
+    """One method's blocks, with its missing weights and per-block inputs."""
+    from bench.runner import WorkUnit
+    from methods.base import MethodError
+    from methods.registry import create_method
+
+    config = plan.config
+    try:
+        method = create_method(spec.method, device=config.device, **spec.config)
+    except (MethodError, TypeError, ValueError) as exc:
+        plan.add(CONFIG, f"{spec.label}: {exc}")
+        method = None
+    problems = [] if method else ["configuration"]
+    for w in method.missing_weights() if method else []:
+        text = w.describe()
+        url = f"; download: {w.url}" if w.url and w.url not in text else ""
+        plan.add(WEIGHTS, f"{spec.label}: {text} is {w.status()}{url}")
+        problems[:] = ["weights"]
+    for ds in datasets:
+        for qf in config.qf:
+            units = [WorkUnit(spec.label, e, qf) for e in entries if e.dataset == ds.name]
+            found = method.preflight([runner.unit_context(u) for u in units]) if method else []
+            for line in found:
+                plan.add(INPUTS, f"{spec.label}: {line}")
+            plan.blocks.append(Block(ds.name, qf, spec.label, len(units), problems + (["inputs"] if found else [])))
+    for line in method.preflight([]) if method and not datasets else []:
+        plan.add(INPUTS, f"{spec.label}: {line}")
+    for name, count in absent.items():
+        plan.blocks += [Block(name, qf, spec.label, count, ["data", *problems]) for qf in config.qf]
+
+
+def _check_metrics(config: RunConfig, plan: Plan) -> None:
+    from bench.metrics import MetricError, check_metrics
+
+    try:
+        _, skipped = check_metrics(list(config.metrics), strict=False)
+    except MetricError as exc:
+        plan.add(CONFIG, f"metrics: {exc}")
+        return
+    for name, reason in skipped.items():
+        plan.add(METRICS, f"{name}: {reason}")
+
+
+def unset_variables(value: Any, where: str = "") -> list[tuple[str, list[str]]]:
+    """`${VAR}` references left in a loaded config (unset, no default), with the config keys using each."""
+    found: dict[str, list[str]] = {}
+
+    def walk(v: Any, path: str) -> None:
+        if isinstance(v, str):
+            for var in _UNSET.findall(v):
+                found.setdefault(var, []).append(path or "config")
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, f"{path}.{k}" if path else str(k))
+
+    walk(value, where)
+    return list(found.items())
+
+
+def dry_run(config: RunConfig) -> int:
+    """Print the plan for `config`; return 0 when nothing is missing, else 1."""
+    plan = plan_run(config)
+    print(plan.render())
+    return plan.exit_status

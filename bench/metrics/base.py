@@ -1,0 +1,71 @@
+"""A ready-to-use image quality metric: what it measures, which files it read, and the callable itself."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from bench.metrics.files import MetricFile
+from methods.base import WeightFile
+
+
+class MetricError(RuntimeError):
+    """A metric cannot be created (unknown name, missing or broken weights) or was called wrongly."""
+
+
+def check_images(images: torch.Tensor, what: str) -> None:
+    """Raise MetricError unless `images` is a B x 3 x H x W batch in [0, 1]."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise MetricError(f"{what} must be a B x 3 x H x W tensor, got {shape}")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise MetricError(f"{what} must lie in [0, 1], got values from {low:.4g} to {high:.4g}")
+
+
+@dataclass
+class Metric:
+    """A created metric. Call it as `metric(out, ref)` with B x 3 x H x W batches in [0, 1] (`ref` may be None
+    for no-reference metrics); it returns one float64 score per image, shape (B,), on the CPU."""
+
+    name: str
+    lower_better: bool
+    full_reference: bool
+    description: str
+    options: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    files: list[MetricFile] = field(default_factory=list, repr=False)
+    compute: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = field(default=None, repr=False)
+    network: torch.nn.Module | None = field(default=None, repr=False)  # pyiqa's model, when there is one
+    dtype: torch.dtype = torch.float32
+    version: str = ""
+
+    def required_files(self) -> list[WeightFile]:
+        """Every weight file this metric read, with where it belongs."""
+        return [f.weight for f in self.files]
+
+    def fingerprint(self) -> str:
+        """A short hash of what changes this metric's values: name, options, library version, its files."""
+        files = [[str(f.path), f.path.stat().st_size, f.path.stat().st_mtime_ns] for f in self.files]
+        blob = json.dumps({"name": self.name, "options": self.options, "version": self.version, "files": files},
+                          sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def __call__(self, out: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        check_images(out, f"{self.name}: the image to score")
+        if self.full_reference:
+            if ref is None:
+                raise MetricError(f"{self.name} is a full-reference metric and needs a reference image")
+            check_images(ref, f"{self.name}: the reference")
+            if ref.shape != out.shape:
+                raise MetricError(f"{self.name}: image {tuple(out.shape)} and reference {tuple(ref.shape)} differ")
+            ref = ref.to(self.device, self.dtype)
+        else:
+            ref = None
+        with torch.inference_mode():
+            scores = self.compute(out.to(self.device, self.dtype), ref)
+        return scores.reshape(out.shape[0]).to("cpu", torch.float64)

@@ -1,0 +1,130 @@
+"""How a method's full-size architecture is described for complexity profiling, independent of any counter.
+
+An `Architecture` lists the stored networks (`Part`), the computations run per restored image (`Stage`, each
+a tensor-returning module over some parts, called once or several times with given input extents), and the
+parts that cannot be built faithfully from public configurations (`MissingPart`), which make the method's
+totals partial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+Extents = Mapping[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input tensor of a stage: its shape and kind ('float' follows the profiling dtype; 'long' is an index)."""
+
+    shape: tuple[int, ...]
+    kind: str = "float"
+
+    def make(self, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
+        """A tensor of this shape on `device` (random floats, zero indices); no data on the meta device."""
+        if self.kind == "long":
+            return torch.zeros(self.shape, dtype=torch.long, device=device)
+        if self.kind == "timestep":
+            return torch.full(self.shape, 499, dtype=torch.long, device=device)
+        return torch.randn(self.shape, device=device, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Call:
+    """How often a stage runs per image, with which extents (named 2-D sizes, e.g. latent (128, 128))."""
+
+    extents: Extents
+    count: int = 1
+    note: str = ""
+
+
+@dataclass
+class Part:
+    """A stored network: `build()` makes it (on the current default device) with random weights.
+
+    `counts(name)` selects the parameters that belong to the deployed method (None: all of them); it lets a
+    part keep modules that inference never runs out of the count (and the note says which).
+    """
+
+    name: str
+    build: Callable[[], nn.Module]
+    counts: Callable[[str], bool] | None = None
+    note: str = ""
+
+
+@dataclass
+class Stage:
+    """A computation per image: `module(parts)` returns an nn.Module whose forward returns a tensor (or a tuple
+    of tensors) from the inputs `inputs(extents)` describes.
+
+    `units` gives, for each extent name, the granularity its sides must respect (the network's total stride);
+    a stage without extents has fixed-size inputs. `calls(height, width)` lists the calls per image.
+    """
+
+    name: str
+    parts: tuple[str, ...]
+    module: Callable[[Mapping[str, nn.Module]], nn.Module]
+    inputs: Callable[[Extents], list[InputSpec]]
+    calls: Callable[[int, int], list[Call]]
+    units: Mapping[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MissingPart:
+    """A part of the method that is not built, and why: its cost is absent from every measured total."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class Architecture:
+    """A method's full-size architecture for profiling.
+
+    `paper_method` names its row in the paper's Table 2 (None when the paper has none); `steps` is the number of
+    diffusion steps (0 for methods that run no network).
+    """
+
+    method: str
+    label: str
+    steps: int
+    parts: list[Part]
+    stages: list[Stage]
+    missing: list[MissingPart] = field(default_factory=list)
+    paper_method: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def part(self, name: str) -> Part:
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise KeyError(f"{self.method}: no part named {name!r}")
+
+    def build_parts(self, names: list[str] | tuple[str, ...] | None = None) -> dict[str, nn.Module]:
+        """Build the named parts (all by default) on the current default device, in eval mode."""
+        wanted = [p for p in self.parts if names is None or p.name in names]
+        return {p.name: p.build().eval() for p in wanted}
+
+
+def image_calls(count: int = 1, note: str = "") -> Callable[[int, int], list[Call]]:
+    """`calls` for a stage that reads the whole image once (or `count` times)."""
+    return lambda h, w: [Call({"image": (h, w)}, count, note)]
+
+
+def latent_calls(factor: int = 8, count: int = 1, note: str = "") -> Callable[[int, int], list[Call]]:
+    """`calls` for a stage on the whole latent of an image downscaled by `factor`."""
+    return lambda h, w: [Call({"latent": (h // factor, w // factor)}, count, note)]
+
+
+def fixed_calls(count: int = 1, note: str = "") -> Callable[[int, int], list[Call]]:
+    """`calls` for a stage whose inputs do not depend on the image size (a prompt, a resized thumbnail)."""
+    return lambda h, w: [Call({}, count, note)]

@@ -1,0 +1,229 @@
+"""CaVE, the compression-aware visual embedder of CODiff (stage 1), with the release's module and key names.
+
+An FBCNN-style UNet: `m_head` (3x3 conv), three down stages of `nb` residual blocks and a strided conv
+(kernel = stride = 2, 4, 4), the encoder body (`m_body_encoder`), a QF head on the body output
+(`qf_pred`: residual blocks, global pool, MLP, sigmoid; target (100 - QF) / 100) and a decoder
+(`m_body_decoder`, `m_up3..1` transposed convs with stride 4, 4, 2, `m_tail`) used to train the encoder.
+The body output, flattened row-major to (B, h*w, nc3) tokens, is the visual embedding c_L that conditions the
+generator. Inputs are RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.codiff.checkpoint import (CheckpointError, is_project_checkpoint, load_project, load_torch_file,
+                                       save_project)
+
+DOWN_STRIDES = (2, 4, 4)  # m_down1..3; the decoder mirrors them (m_up3: 4, m_up2: 4, m_up1: 2)
+EMBED_MULTIPLE = 8  # the release pads inputs to a multiple of 8 before encoding; strided convs then floor
+FORWARD_MULTIPLE = 32  # the full forward (with decoder skips) needs a multiple of the total stride
+BN_MOMENTUM, BN_EPS = 0.9, 1e-4
+UP_OFFSET = 1.0  # the constant (QF-attention beta) that the release's decoder blocks add
+CHECKPOINT_KIND = "cave"
+
+
+@dataclass(frozen=True)
+class CaVEConfig:
+    """Widths of the four levels (`nc`) and residual blocks per stage (`nb`); the release: (64,128,256,512), 4."""
+
+    nc: tuple[int, int, int, int] = (64, 128, 256, 512)
+    nb: int = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nc", tuple(int(c) for c in self.nc))
+        if len(self.nc) != 4 or self.nb < 1:
+            raise ValueError(f"CaVEConfig needs four widths and nb >= 1, got nc={self.nc} nb={self.nb}")
+
+    @classmethod
+    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> "CaVEConfig":
+        """Read `nc` and `nb` from a state dict's tensor shapes (as the released `cave.pth` stores them)."""
+        if "m_head.weight" not in state_dict:
+            raise CheckpointError("not a CaVE state dict: it has no 'm_head.weight'")
+        nb = sum(1 for k in state_dict if k.startswith("m_down1.") and k.endswith(".res.0.weight"))
+        try:
+            nc = (state_dict["m_head.weight"].shape[0],
+                  *(state_dict[f"m_down{i}.{nb}.weight"].shape[0] for i in (1, 2, 3)))
+        except KeyError as exc:
+            raise CheckpointError(f"not a CaVE state dict: missing {exc.args[0]!r} (nb={nb})") from exc
+        return cls(nc=nc, nb=nb)
+
+    def to_dict(self) -> dict:
+        return {"nc": list(self.nc), "nb": self.nb}
+
+
+def _sequential(*modules: nn.Module) -> nn.Module:
+    """One module as itself, several as nn.Sequential: the release's naming (`m_body_encoder.res.0` when nb=1)."""
+    return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+
+class ResBlock(nn.Module):
+    """x + conv3x3(ReLU(BN(conv3x3(x)))) + offset, with the release's layout `res.0` conv, `res.1` BN, `res.3` conv.
+
+    The release's decoder blocks are FBCNN's QF-attention blocks called with gamma = beta = 1, i.e. residual
+    blocks that add a constant 1 (`offset=1.0`); every other block has offset 0.
+    """
+
+    def __init__(self, channels: int, offset: float = 0.0) -> None:
+        super().__init__()
+        self.offset = offset
+        self.res = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels, momentum=BN_MOMENTUM, eps=BN_EPS),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x + self.res(x)
+        return out + self.offset if self.offset else out
+
+
+def _blocks(channels: int, nb: int, offset: float = 0.0) -> list[nn.Module]:
+    return [ResBlock(channels, offset) for _ in range(nb)]
+
+
+def _down(c_in: int, c_out: int, stride: int, nb: int) -> nn.Module:
+    """`nb` residual blocks, then a strided conv with kernel = stride (floors odd sizes)."""
+    return _sequential(*_blocks(c_in, nb), nn.Conv2d(c_in, c_out, stride, stride))
+
+
+def _up(c_in: int, c_out: int, stride: int, nb: int) -> nn.Module:
+    """A transposed conv with kernel = stride (index 0), then `nb` decoder blocks (indices 1..nb)."""
+    return _sequential(nn.ConvTranspose2d(c_in, c_out, stride, stride), *_blocks(c_out, nb, UP_OFFSET))
+
+
+def _pad_bottom_right(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch.Tensor:
+    """Replicate-pad the bottom and right edges up to a multiple of `multiple` (and at least `minimum`)."""
+    h, w = x.shape[-2:]
+    ph = max(-(-h // multiple) * multiple, minimum) - h
+    pw = max(-(-w // multiple) * multiple, minimum) - w
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+class CaVE(nn.Module):
+    """The CaVE network. Public entry points:
+
+    - `embed(lq)`: visual embedding c_L, (B, tokens, nc3), exactly as the release computes it;
+    - `qf_head_output(lq)`: the QF head's sigmoid output, (B, 1), an estimate of (100 - QF) / 100;
+    - `predict_qf(lq)`: the estimated quality factor on the 1-100 scale, (B,);
+    - `forward(x)`: (restored, qf_output): the decoder's restoration of x, (B, 3, H, W) on the [0, 1] scale,
+      unclamped, at any size (padded to a multiple of 32, cropped back), and `qf_head_output`'s value.
+    All take RGB in [0, 1], (B, 3, H, W).
+    """
+
+    def __init__(self, config: CaVEConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or CaVEConfig()
+        nc, nb = self.config.nc, self.config.nb
+        self.m_head = nn.Conv2d(3, nc[0], 3, padding=1)
+        self.m_down1 = _down(nc[0], nc[1], DOWN_STRIDES[0], nb)
+        self.m_down2 = _down(nc[1], nc[2], DOWN_STRIDES[1], nb)
+        self.m_down3 = _down(nc[2], nc[3], DOWN_STRIDES[2], nb)
+        self.m_body_encoder = _sequential(*_blocks(nc[3], nb))
+        self.m_body_decoder = _sequential(*_blocks(nc[3], nb))
+        self.m_up3 = _up(nc[3], nc[2], DOWN_STRIDES[2], nb)
+        self.m_up2 = _up(nc[2], nc[1], DOWN_STRIDES[1], nb)
+        self.m_up1 = _up(nc[1], nc[0], DOWN_STRIDES[0], nb)
+        self.m_tail = nn.Conv2d(nc[0], 3, 3, padding=1)
+        self.qf_pred = nn.Sequential(
+            *_blocks(nc[3], nb), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+            nn.Linear(nc[3], nc[3]), nn.ReLU(inplace=True),
+            nn.Linear(nc[3], nc[3]), nn.ReLU(inplace=True),
+            nn.Linear(nc[3], 1), nn.Sigmoid(),
+        )
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.nc[3]
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Features of every level (x1..x4) and the encoder-body output."""
+        x1 = self.m_head(x)
+        x2 = self.m_down1(x1)
+        x3 = self.m_down2(x2)
+        x4 = self.m_down3(x3)
+        return x1, x2, x3, x4, self.m_body_encoder(x4)
+
+    def _body(self, lq: torch.Tensor) -> torch.Tensor:
+        # Pad to a multiple of 8 as the release does; images under 32 px are padded to 32 so that at least one
+        # token exists (the release cannot encode them at all).
+        return self._encode(_pad_bottom_right(lq, EMBED_MULTIPLE, minimum=FORWARD_MULTIPLE))[-1]
+
+    def embed(self, lq: torch.Tensor) -> torch.Tensor:
+        """Visual embedding c_L of `lq` (RGB in [0, 1]): (B, h*w, nc3) tokens, row-major over the 1/32 grid."""
+        return self._body(lq).flatten(2).transpose(1, 2)
+
+    def qf_head_output(self, lq: torch.Tensor) -> torch.Tensor:
+        """The QF head's sigmoid output, (B, 1): the estimate of (100 - QF) / 100 that training regresses."""
+        return self.qf_pred(self._body(lq))
+
+    qf_logits_or_output = qf_head_output  # the name the stage-1 trainer uses; a sigmoid value, not a logit
+
+    def predict_qf(self, lq: torch.Tensor) -> torch.Tensor:
+        """Estimated JPEG quality factor on the 1-100 scale, (B,)."""
+        return (100.0 * (1.0 - self.qf_head_output(lq).squeeze(1))).clamp(1.0, 100.0)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(restored, qf_output): decoder restoration on the [0, 1] scale (unclamped) and the QF head output."""
+        h, w = x.shape[-2:]
+        x1, x2, x3, x4, body = self._encode(_pad_bottom_right(x, FORWARD_MULTIPLE))
+        qf = self.qf_pred(body)
+        y = self.m_body_decoder(body) + x4
+        y = self.m_up3(y) + x3
+        y = self.m_up2(y) + x2
+        y = self.m_up1(y) + x1
+        return self.m_tail(y)[..., :h, :w], qf
+
+
+def init_cave_weights(model: nn.Module, gain: float = 0.2) -> nn.Module:
+    """The release's initialisation: orthogonal (gain 0.2) conv/linear weights with zero bias; BatchNorm
+    weights uniform in [0.1, 1] with zero bias. Returns `model`."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.orthogonal_(module.weight, gain=gain)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d) and module.affine:
+            nn.init.uniform_(module.weight, 0.1, 1.0)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+def cave_from_state_dict(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> CaVE:
+    """Build a CaVE sized from `state_dict` and load it strictly; eval mode (BatchNorm running statistics)."""
+    model = CaVE(CaVEConfig.from_state_dict(state_dict))
+    result = model.load_state_dict(dict(state_dict), strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(f"{source}: CaVE keys do not match: missing {result.missing_keys[:8]}, "
+                              f"unexpected {result.unexpected_keys[:8]}")
+    return model.eval()
+
+
+def load_cave(path: str | Path) -> CaVE:
+    """Load CaVE from the official `cave.pth` (a plain state dict) or this project's safetensors + JSON pair."""
+    if is_project_checkpoint(path):
+        tensors, _config = load_project(path, CHECKPOINT_KIND)
+        return cave_from_state_dict(tensors, str(path))
+    state = load_torch_file(path, "CaVE checkpoint (cave.pth)")
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: expected a CaVE state dict, found {type(state).__name__}")
+    return cave_from_state_dict(state, str(path))
+
+
+def save_cave(model: CaVE, path: str | Path) -> Path:
+    """Save in this project's format (NAME.safetensors + NAME.json); returns the tensors path."""
+    return save_project(path, model.state_dict(), CHECKPOINT_KIND, model.config.to_dict())
+
+
+def save_cave_official(model: CaVE, path: str | Path) -> Path:
+    """Save as the release does: a plain state dict written by torch.save (loads with weights_only=True)."""
+    from methods.codiff.checkpoint import save_torch_file
+
+    return save_torch_file(model.state_dict(), path)

@@ -1,0 +1,92 @@
+"""CODiff inference for images in [0, 1] of any size: CaVE embedding, tiled one-step generation at a chosen
+precision, and the colour fix.
+
+The generator and CaVE are the release's (parity-tested); this adds what a user needs around them: padding
+to the VAE's factor (and cropping back), tiling that bounds memory, fp32/fp16/bf16, optional merged LoRA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from methods.codiff.cave import CaVE
+from methods.codiff.colorfix import COLOR_FIXES, color_fix
+from methods.codiff.generator import CODiffGenerator
+from methods.codiff.tiling import TileConfig, tiled_map
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How to run CODiff: precision, colour fix, merged LoRA, posterior sampling, tiles.
+
+    `release_quantization` truncates the output to 8 bits before and after the colour fix, as the
+    release's test script does through PIL (off: the harness rounds once when it saves the PNG).
+    """
+
+    dtype: str = "fp32"
+    color_fix: str = "adain"
+    merge_lora: bool = True
+    sample_latent: bool = False
+    seed: int = 0
+    release_quantization: bool = False
+    tiles: TileConfig = field(default_factory=TileConfig)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.color_fix not in COLOR_FIXES:
+            raise ValueError(f"color_fix must be one of {', '.join(COLOR_FIXES)}, not {self.color_fix!r}")
+
+
+def _truncate8(x: torch.Tensor) -> torch.Tensor:
+    return torch.floor(x.clamp(0, 1) * 255) / 255
+
+
+class CODiffPipeline:
+    """`pipeline(lq)` restores a batch (B, 3, H, W) in [0, 1] and returns the same shape in [0, 1]."""
+
+    def __init__(self, generator: CODiffGenerator, cave: CaVE, config: PipelineConfig | None = None,
+                 device: str | torch.device = "cpu") -> None:
+        self.config = config or PipelineConfig()
+        self.device = torch.device(device)
+        if self.config.merge_lora:
+            generator.merge_lora()  # merged in float32, before any cast
+        generator.sample_latent = self.config.sample_latent
+        self.generator = generator.to(self.device, DTYPES[self.config.dtype]).eval()
+        self.cave = cave.to(self.device, torch.float32).eval()
+
+    @torch.inference_mode()
+    def generate(self, lq: torch.Tensor) -> torch.Tensor:
+        """The generator's raw output on the [-1, 1] scale (before any colour fix), at the input's size."""
+        gen, tiles = self.generator, self.config.tiles
+        lq = lq.to(self.device, torch.float32)
+        h, w = lq.shape[-2:]
+        hidden = gen.hidden_states(self.cave.embed(lq))
+        f = gen.vae_factor
+        x = F.pad(lq, (0, -w % f, 0, -h % f), mode="replicate") if (h % f or w % f) else lq
+        x = (x * 2 - 1).to(gen.dtype)
+        moments = tiled_map(gen.posterior_moments, x, tiles.vae_encoder_tile, tiles.vae_encoder_overlap, down=f)
+        if self.config.sample_latent:
+            gen.latent_generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        z = gen.latent_from_moments(moments.to(gen.dtype))
+        lh, lw = z.shape[-2:]
+        if not tiles.latent_tile or lh * lw <= tiles.latent_tile ** 2:  # the release's criterion: area
+            eps = gen.predict_noise(z, hidden)
+        else:
+            eps = tiled_map(lambda t: gen.predict_noise(t, hidden), z, tiles.latent_tile, tiles.latent_overlap)
+        z_h = gen.step(z, eps.to(gen.dtype))
+        out = tiled_map(gen.decode, z_h, tiles.vae_decoder_tile, tiles.vae_decoder_overlap, up=f)
+        return out[..., :h, :w].float()
+
+    def __call__(self, lq: torch.Tensor) -> torch.Tensor:
+        lq = lq.to(self.device, torch.float32)
+        out = self.generate(lq) * 0.5 + 0.5
+        if self.config.release_quantization:
+            out = _truncate8(out)
+        out = color_fix(out, lq, self.config.color_fix)
+        return _truncate8(out) if self.config.release_quantization else out

@@ -1,0 +1,52 @@
+"""The command-line side of training, shared by `train-cave` and `train-codiff`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training config YAML (configs/train/*.yaml)")
+    parser.add_argument("--max-steps", dest="max_steps", type=int,
+                        help="stop at this step (overrides train.steps; a later run resumes from there)")
+    parser.add_argument("--dry-run", dest="dry_run", action="store_true",
+                        help="build everything and take one step; write nothing")
+    parser.add_argument("--resume", default="auto",
+                        help="'auto' (newest complete checkpoint of the output folder), 'never', or a step folder")
+    parser.add_argument("--output-dir", dest="output_dir", help="overrides train.output_dir")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (YAML syntax), e.g. --set train.batch_size=16 (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_training_command(args: argparse.Namespace, config_cls: type, task_factory: Callable[[Any], Any]) -> int:
+    """Load the config, run the Trainer, print a JSON summary; user errors exit with status 2."""
+    from methods.base import MethodError
+    from methods.codiff.training.config import ConfigError, load_config
+    from methods.codiff.training.trainer import RunOptions, Trainer
+
+    try:
+        overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
+        config = load_config(config_cls, args.config, overrides)
+        options = RunOptions(max_steps=args.max_steps, dry_run=args.dry_run, resume=args.resume,
+                             progress=not args.quiet)
+        result = Trainer(task_factory(config), options).run()
+    except (ConfigError, MethodError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        if not isinstance(exc, (ConfigError, MethodError)) and logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not result.main_process:
+        return 0
+    print(json.dumps({"step": result.step, "losses": result.losses, "validation": result.validation,
+                      "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+                      "exported": [str(p) for p in result.exported], **({"summary": result.summary}
+                                                                         if args.dry_run else {})},
+                     indent=2, default=str))
+    return 0

@@ -1,0 +1,139 @@
+"""Precomputed restorations from any tool, so that methods without a native adapter join a benchmark.
+
+The official JDEC, PromptCIR, DiffBIR, SUPIR and OSEDiff scripts write a folder of images per dataset and
+QF; this method reads the file for each image through a filename template. The run engine tells it which
+image it is restoring (`Method.set_context`). A missing file or one of the wrong size is a per-image error
+naming the path: restorations are never resized.
+
+Config:
+  root           the folder the tool wrote (needed when the template uses {root})
+  template       filename template, default "{root}/{dataset}/qf{qf}/{stem}.png". Placeholders:
+                 {root}; {dataset} (the run's dataset name, or its entry in `dataset_names`); {qf};
+                 {image} (the image id: its path inside the dataset, extension included, e.g. "sub/a.bmp");
+                 {name} (the id without its extension, e.g. "sub/a"); {stem} (the harness's file-safe name,
+                 equal to {name} for plain names: the LQ files the harness writes are <stem>.jpg).
+  dataset_names  {run dataset name: folder name the tool used}, e.g. {live1: LIVE1}
+Cached results are keyed on this configuration, not on the files' contents: after replacing the files, use
+a new `root` or run folder.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import torch
+
+from methods.base import Method, MethodError
+from methods.registry import register_method
+
+
+@dataclass(frozen=True)
+class TemplateOptions:
+    """How restored files are found: a filename template and the tool's names for the datasets."""
+
+    template: str = ""
+    dataset_names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputsOptions(TemplateOptions):
+    """The `outputs` method's configuration (see the module docstring)."""
+
+    template: str = "{root}/{dataset}/qf{qf}/{stem}.png"
+    root: str | None = None
+
+
+def check_template(text: str, allowed: set[str], what: str) -> None:
+    """Refuse placeholders outside `allowed` (and attribute or index access), naming the template."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise MethodError(f"{what} {text!r} is not a valid template: {exc}") from exc
+    bad = sorted({name for _, name, _, _ in parsed if name is not None and name not in allowed})
+    if bad:
+        raise MethodError(f"{what} {text!r} uses unknown placeholders {bad}; known: {sorted(allowed)} "
+                          "(write {{ and }} for literal braces)")
+
+
+@register_method("outputs")
+class PrecomputedOutputs(Method):
+    """Reads each restoration from a file another tool wrote."""
+
+    blind = True
+    steps = 0
+    description = "precomputed restorations read from files"
+    placeholders: ClassVar[set[str]] = {"root", "dataset", "qf", "image", "name", "stem"}
+    options_class: ClassVar[type[TemplateOptions]] = OutputsOptions
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.opts = self.options(self.options_class)
+        check_template(self.opts.template, self.placeholders, f"{self.name}: template")
+        if "{root" in self.opts.template and not getattr(self.opts, "root", None):
+            raise MethodError(f"{self.name}: the template {self.opts.template!r} uses {{root}}: set `root` to the "
+                              "folder of restored images")
+
+    # -- locating files ------------------------------------------------------------------------------
+    def template_values(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The placeholder values for one unit."""
+        image = str(context["image"])
+        return {"root": str(Path(getattr(self.opts, "root", None) or ".").expanduser()),
+                "dataset": self.opts.dataset_names.get(context["dataset"], context["dataset"]),
+                "qf": int(context["qf"]), "image": image, "name": str(PurePosixPath(image).with_suffix("")),
+                "stem": context["stem"]}
+
+    def expected_path(self, context: dict[str, Any]) -> Path:
+        """Where the restoration of the unit described by `context` must be."""
+        return Path(self.opts.template.format(**self.template_values(context))).expanduser()
+
+    def _unit(self) -> str:
+        c = self.context
+        return f"image {c.get('image')!r} of {c.get('dataset')!r} at QF {c.get('qf')}"
+
+    # -- work ----------------------------------------------------------------------------------------
+    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
+        if not self.context:
+            raise MethodError(f"{self.name}: no unit context; the run engine calls set_context() before restore()")
+        if lq.shape[0] != 1:
+            raise MethodError(f"{self.name}: restores one image at a time, got a batch of {lq.shape[0]}")
+        return self.read(self.expected_path(self.context), lq).to(lq.device)
+
+    def read(self, path: Path, lq: torch.Tensor) -> torch.Tensor:
+        """The restoration in `path` as a 1 x 3 x H x W tensor, checked against the size of `lq`."""
+        from bench.imageio import ImageError, read_rgb8, to_tensor
+
+        if not path.is_file():
+            raise MethodError(f"{path}: restoration not found for {self._unit()} "
+                              f"(template {self.opts.template!r})")
+        try:
+            rgb = read_rgb8(path).rgb
+        except ImageError as exc:
+            raise MethodError(f"restoration for {self._unit()} is unreadable: {exc}") from exc
+        height, width = lq.shape[-2:]
+        if rgb.shape[:2] != (height, width):
+            raise MethodError(f"{path}: restoration is {rgb.shape[1]}x{rgb.shape[0]} but {self._unit()} is "
+                              f"{width}x{height} under this protocol (restorations are never resized)")
+        return to_tensor(rgb)
+
+    def preflight(self, contexts: list[dict[str, Any]]) -> list[str]:
+        """An absent `root`, and one line per dataset and QF with absent files: how many, the first few paths."""
+        root = getattr(self.opts, "root", None)
+        if root and not Path(root).expanduser().is_dir():
+            return [f"folder {Path(root).expanduser()} not found (`root`: the restorations of this method)"]
+        missing: dict[tuple[str, int], list[Path]] = {}
+        totals: dict[tuple[str, int], int] = {}
+        for context in contexts:
+            block = (context["dataset"], int(context["qf"]))
+            totals[block] = totals.get(block, 0) + 1
+            path = self.expected_path(context)
+            if not path.is_file():
+                missing.setdefault(block, []).append(path)
+        lines = []
+        for (dataset, qf), paths in missing.items():
+            shown = ", ".join(str(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+            lines.append(f"{dataset} qf{qf}: {len(paths)} of {totals[(dataset, qf)]} restorations missing "
+                         f"(template {self.opts.template!r}): {shown}")
+        return lines

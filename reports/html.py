@@ -1,0 +1,240 @@
+"""`render_report`: a run folder's stored results as a self-contained HTML report with plots and exports.
+
+Reads the results store read-only and never recomputes a restoration or a metric. Everything is written
+under `<run_dir>/report/` atomically; the page links images where the run stored them (relative links),
+so it opens from disk with no server and no network. All text goes through jinja2 autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.atomic import atomic_write_bytes, atomic_write_text
+from bench.paths import safe_component
+from reports import plots
+from reports.compare import describe, paired_frame, paired_tables
+from reports.exports import write_exports
+from reports.extras import Section, folder_section, profile_section, text
+from reports.names import dataset_label, metric_label
+from reports.paper import compare_quality, table1
+from reports.rundata import RunData
+from reports.tables import decimals, per_image_wide, quality_tables, summarize, wide_summary
+from reports.visual import choose_images, image_tables, panels
+
+log = logging.getLogger(__name__)
+
+PACKAGE = Path(__file__).resolve().parent
+STATIC = ("report.css", "report.js")
+OWN_FOLDERS = ("plots", "exports", "static", "visual")
+
+
+def render_report(run_dir: str | Path, *, reference: str | None = None, images: list[str] | None = None) -> Path:
+    """Render `<run_dir>/report/index.html` (plus plots, exports, static files) and return its path.
+
+    `reference` compares every method with that one (default: the best mean per column); `images`
+    chooses the visual comparisons (image names or `dataset:image`; default: the first of each dataset).
+    """
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    data = RunData.load(run_dir)
+    if reference is not None and reference not in data.method_order:
+        raise ValueError(f"reference method {reference!r} has no results in {run_dir}; "
+                         f"methods with results: {', '.join(data.method_order) or 'none'}")
+    written: list[Path] = []
+    summary = summarize(data.results)
+    tables = quality_tables(data, summary)
+    paired = paired_tables(data, summary, reference)
+    paper = compare_quality(summary, {m: data.method_name(m) for m in data.method_order})
+    chosen, unknown = choose_images(data, images)
+    panel_list, decoded = panels(data, chosen, out / "visual")
+    written += decoded
+    profile = _optional(lambda: profile_section(run_dir), "profile")
+    cave = _optional(lambda: folder_section(run_dir, "cave_analysis", "CaVE analysis"), "cave_analysis")
+
+    figures = []
+    for table in tables:
+        stem = f"metric_vs_qf_{safe_component(table.dataset)}"
+        written += plots.metric_vs_qf(summary, table.dataset, table.methods, table.metrics, data.metric_info,
+                                      out / "plots", stem)
+        figures.append({"title": f"{dataset_label(table.dataset)}: metrics against QF (95% CI bars)",
+                        "png": f"plots/{stem}.png", "svg": f"plots/{stem}.svg"})
+    complexity_figure = None
+    if profile is not None and profile.profile_rows:
+        written += plots.complexity(profile.profile_rows, out / "plots", "complexity")
+        if (out / "plots" / "complexity.png") in written:
+            complexity_figure = {"title": "Complexity: measured beside the paper's Table 2",
+                                 "png": "plots/complexity.png", "svg": "plots/complexity.svg"}
+
+    frames = {"results_long": data.results, "results_wide": per_image_wide(data.results),
+              "summary_long": summary, "summary_wide": wide_summary(summary),
+              "paper_comparison": paper, "paired_comparison": paired_frame(paired)}
+    written += write_exports(out / "exports", frames, tables)
+    for name in STATIC:
+        written.append(atomic_write_bytes(out / "static" / name, (PACKAGE / "static" / name).read_bytes()))
+
+    context = {
+        "title": f"codiff-bench report: {run_dir.resolve().name}",
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "overview": _overview(data),
+        "config_json": json.dumps(data.config, indent=2, default=str, sort_keys=True),
+        "protocol": [(k, text(v)) for k, v in data.protocol.items()],
+        "provenance": _provenance(data.manifest),
+        "versions": sorted((data.manifest.get("versions") or {}).items()),
+        "weights": _weights(data.manifest),
+        "skipped": data.skipped,
+        "errors": data.errors.to_dict("records"),
+        "error_counts": _error_counts(data.errors),
+        "input_notes": _input_notes(data),
+        "methods": _methods(data),
+        "metric_info": [(m, metric_label(m), (data.metric_info.get(m) or {}).get("description", ""))
+                        for m in data.metrics],
+        "tables": tables,
+        "paired": [_paired_view(t, data) for t in paired],
+        "reference": reference,
+        "paper": _paper_view(paper),
+        "paper_scope": _paper_scope(),
+        "figures": figures,
+        "complexity_figure": complexity_figure,
+        "panels": panel_list,
+        "unknown_images": unknown,
+        "image_tables": image_tables(data, panel_list),
+        "extras": [s for s in (profile, cave) if s is not None],
+        "exports": sorted(p.relative_to(out).as_posix() for p in written if p.parent.name == "exports"),
+        "dataset_label": dataset_label,
+        "metric_label": metric_label,
+    }
+    index = out / "index.html"
+    atomic_write_text(index, _environment().get_template("report.html.j2").render(**context))
+    _remove_stale(out, set(written))
+    return index
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE / "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _optional(build, name: str) -> Section | None:
+    """An optional section; a failure to read it becomes a visible problem, not a failed report."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - optional inputs must never stop a report
+        log.warning("report: cannot read %s: %s", name, exc)
+        return Section(title=name, folder=name, problems=[f"{name}: cannot be read: {type(exc).__name__}: {exc}"])
+
+
+def _remove_stale(out: Path, written: set[Path]) -> None:
+    """Delete files of earlier renders (plots of a dataset no longer in the run, ...) from our own folders."""
+    for folder in OWN_FOLDERS:
+        for path in (out / folder).glob("*"):
+            if path.is_file() and path not in written:
+                path.unlink()
+
+
+def _overview(data: RunData) -> list[tuple[str, str]]:
+    counts = data.images.groupby("dataset").size().to_dict()
+    return [("Run folder", str(data.run_dir.resolve())),
+            ("Datasets", ", ".join(f"{dataset_label(d)} ({counts.get(d, 0)} images)" for d in data.datasets) or "none"),
+            ("Methods with results", ", ".join(data.method_order) or "none"),
+            ("Quality factors", ", ".join(map(str, data.qfs)) or "none"),
+            ("Metrics", ", ".join(metric_label(m) for m in data.metrics) or "none"),
+            ("Values stored", f"{len(data.results):,}"),
+            ("Failures", f"{len(data.errors):,}"),
+            ("Skipped", (f"{sum(s['kind'] == 'metric' for s in data.skipped)} metrics, "
+                         f"{sum(s['kind'] == 'method' for s in data.skipped)} methods"))]
+
+
+def _provenance(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    git = manifest.get("git") or {}
+    rows = [("Commit", f"{git.get('commit') or 'unknown'}" + (" (uncommitted changes)" if git.get("dirty") else "")),
+            ("Seed", text(manifest.get("seed"))), ("Started", text(manifest.get("started"))),
+            ("Finished", text(manifest.get("finished")))]
+    rows += [(f"Device: {k}", text(v)) for k, v in (manifest.get("device") or {}).items()]
+    shown = {"git", "seed", "started", "finished", "device", "versions", "weights", "config", "protocol"}
+    rows += [(k, text(v)) for k, v in manifest.items() if k not in shown]
+    return [(k, v) for k, v in rows if v]
+
+
+def _weights(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for owner, files in (manifest.get("weights") or {}).items():
+        for f in files or []:
+            f = f if isinstance(f, dict) else {"path": f}
+            rows.append({"owner": owner, "label": text(f.get("label")), "path": text(f.get("path")),
+                         "status": text(f.get("status")), "size": text(f.get("size")),
+                         "sha256": text(f.get("sha256"))})
+    return rows
+
+
+def _error_counts(errors: pd.DataFrame) -> list[tuple[str, str, int]]:
+    if errors.empty:
+        return []
+    return [(m, s, int(n)) for (m, s), n in errors.groupby(["method", "stage"]).size().items()]
+
+
+def _input_notes(data: RunData) -> list[tuple[str, str, str]]:
+    rows = []
+    for r in data.images.itertuples():
+        try:
+            notes = json.loads(r.notes) if isinstance(r.notes, str) else []
+        except ValueError:
+            notes = [r.notes]
+        if notes:
+            rows.append((r.dataset, r.image, "; ".join(map(str, notes))))
+    return rows
+
+
+def _methods(data: RunData) -> list[dict[str, str]]:
+    seconds = data.outputs.groupby("method")["seconds"].mean().to_dict() if not data.outputs.empty else {}
+    rows = []
+    configured = [m for m in data.methods if m in data.configured_methods]
+    for label in list(dict.fromkeys(data.method_order + configured)):
+        d = data.methods.get(label) or {}
+        rows.append({"label": label, "name": text(d.get("name")), "blind": text(d.get("blind")),
+                     "steps": text(d.get("steps")), "config": text(d.get("config") or {}),
+                     "weights": text(d.get("weights") or []),
+                     "seconds": f"{seconds[label]:.3f}" if label in seconds else ""})
+    return rows
+
+
+def _paired_view(table, data: RunData) -> dict[str, Any]:
+    """Cells of a paired table as text: win rate, p-value and a hover sentence."""
+    digits = {m: decimals(data.results.loc[data.results["metric"] == m, "value"].tolist()) for m in data.metrics}
+    cells = {}
+    for (method, qf, metric), p in table.cells.items():
+        known = math.isfinite(p.p_value)
+        cells[(method, qf, metric)] = {"win": f"{p.win_rate:.0%}", "p": f"p={p.p_value:.2g}" if known else "",
+                                       "significant": known and p.p_value < 0.05,
+                                       "title": describe(p, table.references[(qf, metric)], digits[metric])}
+    return {"dataset": table.dataset, "methods": table.methods, "columns": table.columns,
+            "references": table.references, "cells": cells}
+
+
+def _paper_view(paper: pd.DataFrame) -> list[dict[str, str]]:
+    rows = []
+    for r in paper.itertuples():
+        digits = decimals([r.paper, r.measured])
+        ci = f"[{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]" if math.isfinite(r.ci_low) else ""
+        rows.append({"dataset": dataset_label(r.dataset), "method": r.method, "paper_method": r.paper_method,
+                     "qf": r.qf, "metric": metric_label(r.metric), "paper": f"{r.paper:.{digits}f}",
+                     "measured": f"{r.measured:.{digits}f}", "ci": ci, "n": r.n,
+                     "difference": f"{r.difference:+.{digits}f}",
+                     "relative": f"{r.relative:+.1%}" if math.isfinite(r.relative) else "",
+                     "in_ci": {True: "yes", False: "no", None: "n/a"}[r.paper_in_ci], "note": r.note})
+    return rows
+
+
+def _paper_scope() -> str:
+    t = table1()
+    return (f"the paper's Table 1 reports {', '.join(sorted(t['paper_method'].unique()))} on "
+            f"{', '.join(t['paper_dataset'].unique())} at QF {', '.join(map(str, sorted(t['qf'].unique())))} "
+            f"with {', '.join(t['metric'].str.upper().unique())}")

@@ -1,0 +1,104 @@
+"""Figures of a report (matplotlib, Agg backend), each saved as PNG and SVG with atomic writes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.atomic import atomic_path
+from reports.extras import number
+from reports.names import arrow, dataset_label, metric_label
+
+PROFILE_PANELS = (("params_g", "Parameters (G)"), ("macs_t", "MACs (T)"), ("time_s", "Time (s)"))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plain(label: Any) -> str:
+    """A label as literal text: '$' would otherwise start matplotlib's math mode."""
+    return str(label).replace("$", r"\$")
+
+
+def save(fig, folder: Path, stem: str) -> list[Path]:
+    """Write `fig` as `<stem>.png` and `<stem>.svg` under `folder`; close it."""
+    plt = _pyplot()
+    paths = []
+    try:
+        # no creation date and fixed element ids: re-rendering the same results writes the same files
+        with plt.rc_context({"svg.hashsalt": "codiff-bench"}):
+            for fmt in ("png", "svg"):
+                target = folder / f"{stem}.{fmt}"
+                with atomic_path(target) as tmp:
+                    fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight",
+                                metadata={"Date": None} if fmt == "svg" else {})
+                paths.append(target)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def metric_vs_qf(summary: pd.DataFrame, dataset: str, methods: list[str], metrics: list[str],
+                 metric_info: dict[str, Any], folder: Path, stem: str) -> list[Path]:
+    """One panel per metric: mean with its 95% interval against QF, one line per method."""
+    plt = _pyplot()
+    part = summary[summary["dataset"] == dataset]
+    cols = min(4, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for method in methods:
+            line = part[(part["metric"] == metric) & (part["method"] == method)].sort_values("qf")
+            if line.empty:
+                continue
+            low = (line["mean"] - line["ci_low"]).fillna(0).clip(lower=0)
+            high = (line["ci_high"] - line["mean"]).fillna(0).clip(lower=0)
+            ax.errorbar(line["qf"], line["mean"], yerr=[low, high], marker="o", ms=4, capsize=2, label=plain(method))
+        ax.set_title(f"{metric_label(metric)} {arrow(metric, metric_info)}")
+        ax.set_xlabel("JPEG quality factor")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), frameon=False,
+                   bbox_to_anchor=(0.5, 1.0 + 0.06 / rows))
+    fig.suptitle(plain(dataset_label(dataset)), y=1.0 + 0.14 / rows)
+    fig.tight_layout()
+    return save(fig, folder, stem)
+
+
+def complexity(rows: list[dict[str, Any]], folder: Path, stem: str) -> list[Path]:
+    """Measured parameters, MACs and time per method, with the paper's Table 2 values beside them."""
+    plt = _pyplot()
+    panels = [(k, t) for k, t in PROFILE_PANELS if any(number(r.get(k)) is not None for r in rows)]
+    if not panels:
+        return []
+    labels = [plain(r.get("method", "?")) + (f" ({r['dtype']})" if r.get("dtype") else "") for r in rows]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (key, title) in zip(axes.flat, panels):
+        x = range(len(rows))
+        measured = [number(r.get(key)) or 0.0 for r in rows]
+        paper = [number(r.get(f"paper_{key}")) for r in rows]
+        ax.bar([i - 0.2 for i in x], measured, width=0.4, label="measured")
+        ax.bar([i + 0.2 for i in x], [math.nan if p is None else p for p in paper], width=0.4, label="paper", hatch="//",
+               fill=False, edgecolor="tab:gray")
+        ax.set_xticks(list(x), labels, rotation=30, ha="right")
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    axes.flat[0].legend(frameon=False)
+    devices = sorted({str(r["device"]) for r in rows if r.get("device")})
+    if devices:
+        fig.suptitle(plain("measured on " + ", ".join(devices) + "; paper: A6000 at 1024 x 1024"), fontsize=9)
+    fig.tight_layout()
+    return save(fig, folder, stem)
+

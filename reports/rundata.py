@@ -1,0 +1,86 @@
+"""Everything a report shows about a run, read once from its results store (read-only) and its folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from bench.store import ResultsStore
+from reports.names import METRIC_LABELS, order_like
+
+
+@dataclass
+class RunData:
+    """A run's stored results and records, with the datasets, methods, QFs and metrics in display order."""
+
+    run_dir: Path
+    results: pd.DataFrame
+    outputs: pd.DataFrame
+    errors: pd.DataFrame
+    images: pd.DataFrame
+    lq: pd.DataFrame
+    skipped: list[dict[str, str]]
+    methods: dict[str, dict[str, Any]]
+    manifest: dict[str, Any]
+    protocol: dict[str, Any]
+    config: dict[str, Any]
+    metric_info: dict[str, dict[str, Any]]
+    datasets: list[str] = field(default_factory=list)
+    method_order: list[str] = field(default_factory=list)
+    qfs: list[int] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    configured_methods: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunData:
+        run_dir = Path(run_dir)
+        with ResultsStore.in_run_dir(run_dir, readonly=True) as store:
+            data = cls(run_dir=run_dir, results=store.results_frame(), outputs=store.outputs_frame(),
+                       errors=store.errors_frame(), images=store.images_frame(), lq=store.lq_frame(),
+                       skipped=store.skipped(), methods=store.methods(),
+                       manifest=store.get_meta("manifest", {}) or {}, protocol=store.get_meta("protocol", {}) or {},
+                       config=store.get_meta("config", {}) or {},
+                       metric_info=store.get_meta("metric_info", {}) or {})
+        data._order()
+        return data
+
+    def _order(self) -> None:
+        cfg = self.config
+        self.datasets = order_like(list(cfg.get("datasets") or []),
+                                   set(self.results["dataset"]) | set(self.images["dataset"]))
+        self.configured_methods = [_label(m) for m in cfg.get("methods") or []]
+        self.method_order = order_like(self.configured_methods,
+                                       set(self.results["method"]) | set(self.outputs["method"]))
+        self.qfs = sorted({int(q) for q in self.results["qf"]} | {int(q) for q in self.lq["qf"]})
+        preferred = list(cfg.get("metrics") or []) + list(self.metric_info) + list(METRIC_LABELS)
+        self.metrics = order_like(preferred, set(self.results["metric"]))
+
+    def method_name(self, label: str) -> str:
+        """The registered method behind a run label (a label may name a configured variant)."""
+        return str((self.methods.get(label) or {}).get("name") or label)
+
+    def run_file(self, relative: str | None) -> Path | None:
+        """A file of the run folder named by a stored relative path, or None when absent or outside the folder."""
+        if not relative or not isinstance(relative, str):
+            return None
+        rel = PurePosixPath(relative)
+        if rel.is_absolute() or ".." in rel.parts:
+            return None
+        path = self.run_dir / rel
+        return path if path.is_file() else None
+
+
+def _label(entry: Any) -> str:
+    """The label a run config entry gives a method ('jpeg' or {'name': label, 'method': ...})."""
+    if isinstance(entry, dict):
+        return str(entry.get("name") or entry.get("method") or "")
+    return str(entry)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

@@ -1,0 +1,355 @@
+"""Shared fixtures: the read-only parity folder, tiny image folders, and a metric-free run config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+PARITY = SHARED / "parity" / "official-tiny"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    """../shared/parity/official-tiny, or a skip saying why (a user's clone lacks it)."""
+    if not PARITY.is_dir():
+        pytest.skip(f"parity vectors not found at {PARITY} (they ship beside the repository in CI only)")
+    return PARITY
+
+
+def write_random_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> list[Path]:
+    """Smooth random colour images (so that JPEG has work to do) saved as PNG; returns their paths."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, (h, w) in enumerate(sizes):
+        base = rng.integers(0, 256, (max(h // 8, 1), max(w // 8, 1), 3)).astype(np.uint8)
+        img = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC)
+        img = np.clip(img.astype(np.int16) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+        path = folder / f"img{index:02d}.png"
+        cv2.imwrite(str(path), img[:, :, ::-1])
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def make_images():
+    """Factory: `make_images(folder, [(h, w), ...], seed=0)` writes smooth random PNGs."""
+    return write_random_images
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Three small colour images, one of them not a multiple of 8."""
+    folder = tmp_path / "images"
+    write_random_images(folder, [(48, 64), (64, 40), (37, 50)])
+    return folder
+
+
+# -- reports: a synthetic run folder written through the results store API ------------------------------
+
+REPORT_HOSTILE_NAMES = ["<script>alert(1)</script>.png", "<img src=x onerror=alert(1)>.png"]
+
+
+def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = None,
+                     methods: dict[str, str] | None = None, metrics: dict[str, bool] | None = None,
+                     qfs: tuple[int, ...] = (5, 10), failures: bool = True, size: tuple[int, int] = (24, 32)) -> Path:
+    """Write a run folder as the run engine does (store rows, HQ/LQ/output images) with made-up values.
+
+    `methods` maps run labels to registered names, `metrics` names to lower_better. With `failures`, one
+    image cannot be read, one method fails on one unit, and a metric and a method are skipped.
+    """
+    import cv2
+
+    from bench.paths import safe_component, safe_names
+    from bench.store import ResultsStore, UnitKey
+
+    datasets = datasets if datasets is not None else {"live1": ["img_a.png", "img_b.png", *REPORT_HOSTILE_NAMES],
+                                                      "sample": ["astronaut.png"]}
+    methods = methods if methods is not None else {"jpeg": "jpeg", "fbcnn": "fbcnn", "codiff": "codiff",
+                                                   "x&<i>y</i>$": "cave-small"}
+    metrics = metrics if metrics is not None else {"psnr": False, "ssim": False, "psnr_b": False, "lpips": True}
+    pkey = "opencv-420-lanczos-test"
+    rng = np.random.default_rng(0)
+    h, w = size
+    hq = np.clip(cv2.resize(rng.integers(0, 256, (h // 4, w // 4, 3)).astype(np.uint8), (w, h)), 0, 255)
+    skill = {label: i for i, label in enumerate(methods)}
+    with ResultsStore.in_run_dir(run_dir) as store:
+        store.set_meta("protocol_key", pkey)
+        store.set_meta("protocol", {"codec": "opencv", "subsampling": "420", "resize": "lanczos"})
+        store.set_meta("config", {"datasets": list(datasets), "qf": list(qfs), "metrics": list(metrics),
+                                  "methods": list(methods), "run_dir": str(run_dir)})
+        store.set_meta("metric_info", {m: {"lower_better": lb, "full_reference": True, "description": f"{m} <desc>"}
+                                       for m, lb in metrics.items()})
+        store.set_meta("manifest", {"git": {"commit": "0123abcd", "dirty": True}, "versions": {"torch": "2.x"},
+                                    "device": {"device": "cpu", "processor": "x86_64"}, "seed": 0,
+                                    "started": "2025-01-01T00:00:00", "weights": {"lpips": [
+                                        {"label": "LPIPS vgg", "path": "/w/lpips.pth", "status": "present",
+                                         "size": 10, "sha256": "ab" * 32}]}})
+        store.set_methods({label: (f"fp-{name}", {"name": name, "blind": True, "steps": 1, "config": {},
+                                                  "weights": []}) for label, name in methods.items()})
+        if failures:
+            store.set_skipped("metric", {"musiq": "weights not found: /w/musiq.pth is missing <b>x</b>"})
+            store.set_skipped("method", {"supir": "weights not found: /w/supir.ckpt is missing"})
+        for dataset, images in datasets.items():
+            stems = safe_names(images)
+            for index, image in enumerate(images):
+                if failures and index == 1:
+                    store.put_error(UnitKey(dataset, image, "*", 0, "", pkey), "input",
+                                    f"/data/{image}: not a readable image (unknown or corrupt format)")
+                    continue
+                hq_rel = f"hq/{safe_component(dataset)}/{pkey}/{stems[image]}.png"
+                (run_dir / hq_rel).parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(run_dir / hq_rel), hq)
+                store.put_image(dataset, image, pkey, hq_rel, w, h, ["grayscale expanded"] if index == 0 else [])
+                for qf in qfs:
+                    lq_rel = f"lq/{safe_component(dataset)}/{pkey}/qf{qf}/{stems[image]}.jpg"
+                    (run_dir / lq_rel).parent.mkdir(parents=True, exist_ok=True)
+                    ok, data = cv2.imencode(".jpg", hq, [cv2.IMWRITE_JPEG_QUALITY, qf])
+                    (run_dir / lq_rel).write_bytes(data.tobytes())
+                    store.put_lq(dataset, image, pkey, qf, lq_rel, len(data))
+                    for label, name in methods.items():
+                        key = UnitKey(dataset, image, label, qf, f"fp-{name}", pkey)
+                        if failures and label == "codiff" and index == 2 and qf == qfs[-1]:
+                            store.put_error(key, "restore", "MethodError: out of memory <b>bold</b>")
+                            continue
+                        out_rel = f"outputs/{safe_component(dataset)}/{safe_component(label)}/qf{qf}/{stems[image]}.png"
+                        (run_dir / out_rel).parent.mkdir(parents=True, exist_ok=True)
+                        cv2.imwrite(str(run_dir / out_rel), hq)
+                        store.put_output(key, out_rel, 0.01 * (1 + skill[label]), [])
+                        gain = skill[label] + 0.3 * rng.standard_normal()
+                        store.put_results(key, {m: _report_value(m, lb, gain, qf) for m, lb in metrics.items()})
+    return run_dir
+
+
+def _report_value(metric: str, lower_better: bool, gain: float, qf: int) -> float:
+    if lower_better:
+        return 0.5 - 0.05 * gain - 0.01 * qf
+    return 0.6 + 0.03 * gain + 0.01 * qf if metric == "ssim" else 20 + qf / 5 + gain
+
+
+@pytest.fixture(scope="session")
+def report_run_builder():
+    """Factory: `report_run_builder(run_dir, **options)` writes a synthetic run folder (see `build_report_run`)."""
+    return build_report_run
+
+
+# -- baselines ---------------------------------------------------------------------------------------------
+def _fbcnn_state_dict(in_nc: int = 3, seed: int = 0) -> dict:
+    """A random FBCNN state dict in the official key layout (narrow widths; the QF branch needs 512 channels
+    and spandrel detects nb >= 2). Shapes come from spandrel's architecture built on the meta device."""
+    import torch
+    from spandrel.architectures.FBCNN import FBCNN
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in FBCNN(in_nc=in_nc, out_nc=in_nc, nc=[8, 16, 32, 512], nb=2).state_dict().items()}
+    gen = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(shape, generator=gen) * (shape[1:].numel() ** -0.5 if len(shape) > 1 else 0.01)
+            for k, shape in shapes.items()}
+
+
+@pytest.fixture(scope="session")
+def baselines_fbcnn_weights(tmp_path_factory) -> Path:
+    """A stand-in `fbcnn_color.pth` (random weights saved with torch.save, as the official file)."""
+    import torch
+
+    path = tmp_path_factory.mktemp("fbcnn") / "fbcnn_color.pth"
+    torch.save(_fbcnn_state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def baselines_fbcnn_state_dict():
+    """Factory: `baselines_fbcnn_state_dict(in_nc=3, seed=0)` -> a random FBCNN state dict, official layout."""
+    return _fbcnn_state_dict
+
+
+# -- reliability: many `codiff-bench` processes, each forked after the slow imports ------------------------
+
+RELIABILITY_FORKSERVER = r'''
+import json, os, sys, traceback
+import bench.cli, bench.metrics, bench.runner, methods.jpeg, pyiqa  # slow imports, done once before any fork
+while line := sys.stdin.readline():
+    request = json.loads(line)
+    if request["op"] == "spawn":
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for fd, name in ((1, "stdout"), (2, "stderr")):
+                    os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.chdir(request["cwd"])
+                exec(request["prelude"], {})
+                code = bench.cli.main(request["argv"])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        reply = {"pid": pid}
+    else:
+        pid, status = os.waitpid(request["pid"], os.WNOHANG if request["op"] == "poll" else 0)
+        reply = {"status": os.waitstatus_to_exitcode(status) if pid else None}
+    print(json.dumps(reply), flush=True)
+'''
+
+
+class ReliabilityProcess:
+    """One forked `codiff-bench` process: its pid, exit status (-9 when SIGKILLed) and output."""
+
+    def __init__(self, server: "ReliabilityServer", pid: int, out: Path, err: Path) -> None:
+        self.server, self.pid, self.out, self.err = server, pid, out, err
+        self.status: int | None = None
+
+    def poll(self) -> int | None:
+        if self.status is None:
+            self.status = self.server.ask(op="poll", pid=self.pid)["status"]
+        return self.status
+
+    def wait(self, timeout: float = 120.0) -> int:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"codiff-bench process {self.pid} still running after {timeout} s")
+            time.sleep(0.02)
+        return self.status
+
+    def kill(self) -> None:
+        import signal
+
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    @property
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+
+class ReliabilityServer:
+    """Forks `codiff-bench` processes (the same `bench.cli.main` as `python -m bench`) from a server that has
+    imported torch and pyiqa once, so that tests can start, kill and rerun many runs within their time budget."""
+
+    def __init__(self, folder: Path) -> None:
+        import subprocess
+        import sys
+
+        self.folder, self.count = folder, 0
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-c", RELIABILITY_FORKSERVER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+
+    def ask(self, **request) -> dict:
+        import json
+
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fork server ended with status {self.proc.wait()}")
+        return json.loads(line)
+
+    def spawn(self, argv: list[str], *, prelude: str = "", cwd: Path = REPO) -> ReliabilityProcess:
+        """Start `codiff-bench ARGV`; `prelude` is Python run in the new process first (test-only methods)."""
+        self.count += 1
+        out, err = self.folder / f"process{self.count}.out", self.folder / f"process{self.count}.err"
+        pid = self.ask(op="spawn", argv=[str(a) for a in argv], prelude=prelude, cwd=str(cwd), stdout=str(out),
+                       stderr=str(err))["pid"]
+        return ReliabilityProcess(self, pid, out, err)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def reliability_server(tmp_path_factory):
+    """A `ReliabilityServer` shared by the kill, lock and output-safety tests."""
+    server = ReliabilityServer(tmp_path_factory.mktemp("processes"))
+    yield server
+    server.close()
+
+
+# -- metrics: private weight caches and stand-in weights -----------------------------------------------------
+
+def metrics_cache_env(root: Path) -> dict[str, str]:
+    """The environment that puts TORCH_HOME and the Hugging Face cache under `root` (as `--cache-dir`)."""
+    return {"TORCH_HOME": str(root / "torch"), "HF_HOME": str(root / "huggingface"),
+            "HF_HUB_CACHE": str(root / "huggingface" / "hub")}
+
+
+def _metrics_point_caches(monkeypatch, root: Path) -> None:
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    for name, value in metrics_cache_env(root).items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="session")
+def metrics_standin_root(tmp_path_factory) -> tuple[Path, dict]:
+    """Stand-in weights for the five learned metrics, written once per session into their real places
+    under a private root (torch/, huggingface/); returns (root, create_metric options per metric)."""
+    from bench.metrics.standins import write_standins
+
+    root = tmp_path_factory.mktemp("metric-weights")
+    with pytest.MonkeyPatch.context() as mp:
+        _metrics_point_caches(mp, root)
+        options = write_standins()
+    return root, options
+
+
+@pytest.fixture
+def metrics_caches(tmp_path, monkeypatch) -> Path:
+    """Empty private caches (TORCH_HOME, Hugging Face) for one test; returns their root."""
+    root = tmp_path / "caches"
+    _metrics_point_caches(monkeypatch, root)
+    return root
+
+
+@pytest.fixture
+def metrics_standins(metrics_standin_root, monkeypatch) -> dict:
+    """Point the caches at the session's stand-in weights (shared: copy them before changing a file);
+    returns the create_metric options per metric (clipiqa's `clip_path`)."""
+    root, options = metrics_standin_root
+    _metrics_point_caches(monkeypatch, root)
+    return options
+
+
+@pytest.fixture
+def metrics_no_network(monkeypatch) -> None:
+    """Fail the test if anything opens a network connection or resolves a host name."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] or args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+# -- training: HQ images large enough for tiny training patches ---------------------------------------------
+
+@pytest.fixture(scope="session")
+def train_images(tmp_path_factory) -> Path:
+    """Four smooth random PNGs of 72-104 px a side (training and validation folders of the training tests)."""
+    folder = tmp_path_factory.mktemp("train-images")
+    write_random_images(folder, [(80, 96), (96, 80), (72, 72), (88, 104)], seed=3)
+    return folder

@@ -1,0 +1,138 @@
+"""Killed runs resume to exactly the results of an uninterrupted run: same values, no duplicates, no
+half-written files.
+
+Each run is its own `codiff-bench run` process, killed with SIGKILL. The killed ones are forked from a server
+that has already imported torch and pyiqa (see `ReliabilityServer` in conftest.py) so that the test can afford
+several; the last rerun is a fresh `python -m bench run`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.atomic import TMP_MARK
+from bench.config import RunConfig
+from bench.imageio import read_rgb8
+from bench.runner import Runner
+from bench.store import ResultsStore
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 20251128
+SIZES = [(128, 160), (160, 128), (136, 136)]
+QFS = [10, 30]
+
+
+def _metrics() -> list[str]:
+    from bench.metrics import list_metrics
+
+    return [m for m in ("psnr", "ssim", "psnr_b") if m in list_metrics()]
+
+
+def _argv(images: Path, run_dir: Path) -> list[str]:
+    return ["run", "--images", images, "--datasets", "", "--methods", "jpeg", "--metrics", ",".join(_metrics()),
+            "--qf", ",".join(map(str, QFS)), "--run-dir", run_dir, "--no-report", "--quiet"]
+
+
+def _count(run_dir: Path, folder: str, suffix: str) -> int:
+    return sum(1 for p in (run_dir / folder).rglob(f"*{suffix}") if not p.name.startswith(TMP_MARK))
+
+
+def _kill_when(process, ready, delay: float, timeout: float = 120.0) -> int:
+    """SIGKILL `process` `delay` seconds after `ready()` first holds; return its exit status."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            return process.status
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.002)
+    time.sleep(delay)
+    process.kill()
+    return process.wait()
+
+
+def snapshot(run_dir: Path) -> dict:
+    """Every row of the store (all tables, not only the current view) and every image file, by content."""
+    with sqlite3.connect(f"file:{run_dir / ResultsStore.FILENAME}?mode=ro", uri=True) as con:
+        rows = {table: sorted(con.execute(f"SELECT {columns} FROM {table}").fetchall()) for table, columns in {
+            "results": "dataset, image, method, qf, metric, value, fingerprint, protocol",
+            "outputs": "dataset, image, method, qf, fingerprint, protocol, path",
+            "errors": "dataset, image, method, qf, stage, message",
+            "images": "dataset, image, protocol, hq_path, width, height, notes",
+            "lq": "dataset, image, protocol, qf, path, bytes"}.items()}
+    files = {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*")
+             if p.suffix in (".png", ".jpg", ".csv")}
+    return {"rows": rows, "files": files}
+
+
+def check_clean(run_dir: Path) -> None:
+    """No temporary file is left, and every image the run wrote decodes completely."""
+    assert not [p for p in run_dir.rglob(f"{TMP_MARK}*")], "temporary files left behind"
+    for path in run_dir.rglob("*"):
+        if path.suffix in (".png", ".jpg"):
+            read_rgb8(path)
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_to_the_uninterrupted_results(tmp_path, make_images, reliability_server):
+    images = tmp_path / "photos"
+    make_images(images, SIZES, seed=7)
+    units = len(SIZES) * len(QFS)
+    reference_dir, run_dir = tmp_path / "reference", tmp_path / "killed"
+
+    started = time.monotonic()
+    reference = reliability_server.spawn(_argv(images, reference_dir))
+    assert reference.wait() == 0, reference.stderr
+    duration = time.monotonic() - started
+
+    rng = random.Random(SEED)
+    lq_files, outputs = rng.randint(1, units - 1), rng.randint(1, units - 1)
+    kills = [  # (when the kill comes, extra delay, whether work is certainly left then)
+        (lambda: _count(run_dir, "lq", ".jpg") >= lq_files, rng.uniform(0, 0.01), True),  # making inputs
+        (lambda: _count(run_dir, "outputs", ".png") >= outputs, rng.uniform(0, 0.01), True),  # restoring
+        (lambda: True, rng.uniform(0, duration), False),  # any moment of a run
+    ]
+    statuses = []
+    for ready, delay, must_hit in kills:
+        status = _kill_when(reliability_server.spawn(_argv(images, run_dir)), ready, delay)
+        assert status in (-9, 0), f"a killed run ended with status {status}"
+        assert status == -9 or not must_hit, "the run finished before the kill; it had no work left to interrupt"
+        statuses.append(status)
+
+    # A writer killed between writing a temporary file and renaming it leaves one like this behind.
+    stale = run_dir / "hq" / f"{TMP_MARK}planted.png.x1y2.png"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"\x89PNG half")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    final = subprocess.run([sys.executable, "-m", "bench", *map(str, _argv(images, run_dir))], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    assert f"{units} units" in final.stdout
+
+    check_clean(run_dir)
+    check_clean(reference_dir)
+    resumed, expected = snapshot(run_dir), snapshot(reference_dir)
+    assert len(expected["rows"]["results"]) == units * len(_metrics())
+    assert resumed["rows"] == expected["rows"], f"kill statuses {statuses}"
+    assert resumed["files"] == expected["files"]
+
+
+def test_rows_missing_beside_written_files_are_restored(tmp_path, image_folder):
+    """A run killed after writing an LQ file but before recording it: the rerun records it."""
+    config = RunConfig.from_dict(dict(images=[str(image_folder)], datasets=[], qf=[10, 30], methods=["jpeg"],
+                                      metrics=["psnr"], run_dir=str(tmp_path / "run"), report=False))
+    assert Runner(config, progress=False).run().exit_status == 0
+    before = snapshot(tmp_path / "run")
+    with sqlite3.connect(tmp_path / "run" / ResultsStore.FILENAME) as con:
+        con.execute("DELETE FROM lq WHERE image = 'img00.png' AND qf = 30")
+        con.execute("DELETE FROM images WHERE image = 'img01.png'")
+    assert Runner(config, progress=False).run().exit_status == 0
+    assert snapshot(tmp_path / "run") == before

@@ -1,0 +1,101 @@
+"""The run engine: outputs and metrics cached by fingerprint, targeted invalidation, errors, manifest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench.config import ConfigError, RunConfig
+from bench.runner import Runner
+from bench.store import ResultsStore
+from methods.base import Method
+from methods.registry import register_method
+
+CALLS: list[str] = []
+
+
+@register_method("test-blur")
+class BlurForTests(Method):
+    """A configurable toy restorer that records each call."""
+
+    def restore(self, lq, *, qf=None, jpeg_bytes=None):
+        CALLS.append(self.config.get("tag", ""))
+        k = int(self.config.get("size", 3))
+        return torch.nn.functional.avg_pool2d(lq, k, stride=1, padding=k // 2, count_include_pad=False)
+
+
+@register_method("test-broken")
+class BrokenForTests(Method):
+    def restore(self, lq, *, qf=None, jpeg_bytes=None):
+        if lq.shape[-1] == 48:
+            raise RuntimeError("deliberate failure")
+        return lq[..., :-1]
+
+
+def _config(tmp_path, folder, methods, **kw) -> RunConfig:
+    return RunConfig.from_dict(dict(images=[str(folder)], datasets=[], qf=[10, 30], methods=methods,
+                                    metrics=["psnr", "ssim"], run_dir=str(tmp_path / "run"), report=False, **kw))
+
+
+def test_rerun_recomputes_nothing_and_config_change_invalidates_only_that_method(tmp_path, image_folder):
+    methods = [{"name": "a", "method": "test-blur", "tag": "a"}, {"name": "b", "method": "test-blur", "tag": "b"}]
+    CALLS.clear()
+    first = Runner(_config(tmp_path, image_folder, methods), progress=False).run()
+    assert first.restored == 12 and first.exit_status == 0 and sorted(set(CALLS)) == ["a", "b"]
+    CALLS.clear()
+    second = Runner(_config(tmp_path, image_folder, methods), progress=False).run()
+    assert second.restored == 0 and second.reused == 12 and CALLS == []
+
+    methods[1]["size"] = 5
+    third = Runner(_config(tmp_path, image_folder, methods), progress=False).run()
+    assert third.restored == 6 and set(CALLS) == {"b"}
+    with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
+        frame = store.results_frame()
+        assert len(frame) == 2 * 3 * 2 * 2
+        assert not frame.duplicated(["dataset", "image", "method", "qf", "metric"]).any()
+
+
+def test_errors_are_recorded_and_the_run_goes_on(tmp_path, image_folder):
+    summary = Runner(_config(tmp_path, image_folder, ["jpeg", "test-broken"]), progress=False).run()
+    assert summary.exit_status == 1
+    messages = {(e["image"], e["qf"]): e["message"] for e in summary.errors}
+    assert len(messages) == 6  # every test-broken unit: one raises, two return the wrong shape
+    assert any("deliberate failure" in m and "img02.png" in m for m in messages.values())
+    assert any("returned shape" in m for m in messages.values())
+    with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
+        frame = store.results_frame()
+    assert set(frame.method) == {"jpeg"} and len(frame) == 3 * 2 * 2
+
+
+def test_manifest_records_provenance(tmp_path, image_folder):
+    Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["protocol"]["codec"] == "opencv" and manifest["protocol"]["subsampling"] == "420"
+    assert manifest["versions"]["torch"] and "pyiqa" in manifest["versions"]
+    assert manifest["device"]["device"] == "cpu" and manifest["seed"] == 0
+    assert manifest["config"]["qf"] == [10, 30] and "finished" in manifest
+    lines = (tmp_path / "run" / "summary.csv").read_text().splitlines()
+    assert lines[0] == "dataset,method,qf,metric,mean,std,n" and len(lines) == 1 + 2 * 2
+
+
+def test_lq_files_are_made_once_and_are_deterministic(tmp_path, image_folder):
+    Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
+    files = sorted((tmp_path / "run" / "lq").rglob("*.jpg"))
+    assert len(files) == 6
+    before = {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in files}
+    Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
+    assert {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in files} == before
+    other = tmp_path / "other"
+    Runner(_config(other, image_folder, ["jpeg"]), progress=False).run()
+    assert [f.read_bytes() for f in sorted((other / "run" / "lq").rglob("*.jpg"))] == [b for b, _ in before.values()]
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown run config keys"):
+        RunConfig.from_dict({"qfs": [5]})
+    with pytest.raises(ConfigError, match="within 1..100"):
+        RunConfig.from_dict({"qf": [0]})
+    with pytest.raises(ConfigError, match="unique"):
+        RunConfig.from_dict({"methods": ["jpeg", "jpeg"]})

@@ -37,7 +37,7 @@ class RunConfig:
     strict: bool = False
     device: str = "cpu"
     seed: int = 0
-    max_pixels: int | None = 64_000_000
+    max_pixels: int | None = 16_000_000
     report: bool = True
     cave_analysis: dict[str, Any] | None = None  # after scoring: bench.analysis.cave.CaveAnalysisConfig keys
     sources: list[str] = field(default_factory=list)

@@ -135,6 +135,7 @@ class Runner:
             store.set_skipped("metric", skipped_metrics)
             store.set_skipped("method", skipped_methods)
             store.set_methods({label: (m.fingerprint(), m.describe()) for label, m in methods.items()})
+            store.set_scope([(e.dataset, e.image, qf) for e in entries for qf in self.config.qf])
 
         weights = {name: [_weight_record(w) for w in m.required_files()] for name, m in metrics.items()}
         weights.update({label: [_weight_record(w) for w in m.required_weights()] for label, m in methods.items()})

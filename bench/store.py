@@ -38,12 +38,18 @@ CREATE TABLE IF NOT EXISTS methods (
 CREATE TABLE IF NOT EXISTS skipped (
     kind TEXT, name TEXT, reason TEXT, PRIMARY KEY (kind, name));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS scope (
+    dataset TEXT, image TEXT, qf INTEGER, PRIMARY KEY (dataset, image, qf));
 """
 
-# Rows that belong to the run as currently configured: the current fingerprint of each method and the
-# current protocol key (both recorded in `methods` and `meta`).
+# Rows that belong to the run as currently configured: the current fingerprint of each method, the current
+# protocol key, and the images and QFs in the run's scope (all rows when no scope was recorded).
+_PROTOCOL = "(SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')"
+_IN_SCOPE = ("(NOT EXISTS (SELECT 1 FROM scope) OR EXISTS (SELECT 1 FROM scope s WHERE s.dataset = t.dataset "
+             "AND s.image = t.image{qf}))")
 CURRENT = ("JOIN methods m ON m.method = t.method AND m.fingerprint = t.fingerprint "
-           "WHERE t.protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')")
+           f"WHERE t.protocol = {_PROTOCOL} AND " + _IN_SCOPE.format(qf=" AND s.qf = t.qf"))
+CURRENT_INPUTS = f"WHERE t.protocol = {_PROTOCOL} AND " + _IN_SCOPE.format(qf="")
 
 
 class ResultsStore:
@@ -100,6 +106,13 @@ class ResultsStore:
             c.execute("DELETE FROM methods")
             c.executemany("INSERT INTO methods VALUES (?, ?, ?)",
                           [(label, fp, json.dumps(desc, default=str)) for label, (fp, desc) in methods.items()])
+
+    def set_scope(self, units: list[tuple[str, str, int]]) -> None:
+        """Record the (dataset, image, QF) triples of the run as configured now; rows outside them (images
+        or QFs dropped from the config) stop counting as current results."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM scope")
+            c.executemany("INSERT OR IGNORE INTO scope VALUES (?, ?, ?)", units)
 
     def set_skipped(self, kind: str, skipped: dict[str, str]) -> None:
         """Replace the list of skipped metrics or methods (kind 'metric' / 'method') with their reasons."""
@@ -192,24 +205,22 @@ class ResultsStore:
         import pandas as pd
 
         sql = (f"SELECT t.dataset, t.image, t.method, t.qf, t.stage, t.message FROM errors t {CURRENT} "
-               "UNION ALL SELECT dataset, image, method, qf, stage, message FROM errors "
-               "WHERE method = '*' AND protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key') "
-               "ORDER BY 1, 2, 3, 4")
+               "UNION ALL SELECT t.dataset, t.image, t.method, t.qf, t.stage, t.message FROM errors t "
+               f"{CURRENT_INPUTS} AND t.method = '*' ORDER BY 1, 2, 3, 4")
         return pd.read_sql_query(sql, self.conn)
 
     def images_frame(self):
         import pandas as pd
 
         return pd.read_sql_query(
-            "SELECT dataset, image, hq_path, width, height, notes FROM images "
-            "WHERE protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')", self.conn)
+            f"SELECT t.dataset, t.image, t.hq_path, t.width, t.height, t.notes FROM images t {CURRENT_INPUTS}",
+            self.conn)
 
     def lq_frame(self):
         import pandas as pd
 
-        return pd.read_sql_query(
-            "SELECT dataset, image, qf, path, bytes FROM lq "
-            "WHERE protocol = (SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')", self.conn)
+        sql = f"SELECT t.dataset, t.image, t.qf, t.path, t.bytes FROM lq t {CURRENT_INPUTS}"
+        return pd.read_sql_query(sql.replace("s.image = t.image", "s.image = t.image AND s.qf = t.qf"), self.conn)
 
     def count_finished_units(self) -> int:
         """Units of the current configuration that have an output or a restore error."""

@@ -291,29 +291,23 @@ def reliability_server(tmp_path_factory):
 
 # -- metrics: private weight caches and stand-in weights -----------------------------------------------------
 
-def metrics_cache_env(root: Path) -> dict[str, str]:
-    """The environment that puts TORCH_HOME and the Hugging Face cache under `root` (as `--cache-dir`)."""
-    return {"TORCH_HOME": str(root / "torch"), "HF_HOME": str(root / "huggingface"),
-            "HF_HUB_CACHE": str(root / "huggingface" / "hub")}
-
-
 def _metrics_point_caches(monkeypatch, root: Path) -> None:
+    """Point TORCH_HOME and the Hugging Face cache under `root` (as `--cache-dir`) until the test ends."""
+    from bench.metrics.caches import cache_environment
+
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    for name, value in metrics_cache_env(root).items():
+    for name, value in cache_environment(root).items():
         monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
 def metrics_standin_root(tmp_path_factory) -> tuple[Path, dict]:
-    """Stand-in weights for the five learned metrics, written once per session into their real places
+    """Stand-in weights for the five learned metrics, written once per session where their libraries look,
     under a private root (torch/, huggingface/); returns (root, create_metric options per metric)."""
     from bench.metrics.standins import write_standins
 
     root = tmp_path_factory.mktemp("metric-weights")
-    with pytest.MonkeyPatch.context() as mp:
-        _metrics_point_caches(mp, root)
-        options = write_standins()
-    return root, options
+    return root, write_standins(root)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_embedding_token_count_floors_after_padding_to_8(small_cave):
     assert tokens.shape == (2, 2 * 4, 32)
     # tokens are the body output's pixels, row-major: token r * w + c is pixel (r, c)
     x = torch.rand(1, 3, 64, 96)
-    body, tokens = small_cave._body(x), small_cave.embed(x)
+    body, tokens = small_cave.embed_grid(x), small_cave.embed(x)
     assert body.shape[-2:] == (2, 3)
     assert torch.equal(tokens[0, 1 * 3 + 2], body[0, :, 1, 2])
 

@@ -51,21 +51,22 @@ def test_a_second_run_on_a_busy_folder_refuses_and_the_first_is_intact(tmp_path,
     gate = tmp_path / "gate"
     config = _config(tmp_path, image_folder, gate)
     first = reliability_server.spawn(["run", "--config", config, "--quiet"], prelude=GATED_METHOD)
-    deadline = time.monotonic() + 120
-    while not gate.with_suffix(".waiting").exists():
-        assert first.poll() is None, f"the first run ended early: {first.stderr}"
-        assert time.monotonic() < deadline, "the first run never reached its first image"
-        time.sleep(0.02)
-    before = _rows(tmp_path / "run")
+    try:
+        deadline = time.monotonic() + 120
+        while not gate.with_suffix(".waiting").exists():
+            assert first.poll() is None, f"the first run ended early: {first.stderr}"
+            assert time.monotonic() < deadline, "the first run never reached its first image"
+            time.sleep(0.02)
+        before = _rows(tmp_path / "run")
 
-    second = reliability_server.spawn(["run", "--config", config, "--quiet"], prelude=GATED_METHOD)
-    assert second.wait() == 2
-    assert "is in use by another codiff-bench process" in second.stderr
-    assert f"(pid {first.pid})" in second.stderr
-    assert _rows(tmp_path / "run") == before, "the refused run wrote to the store"
-    assert first.poll() is None
-
-    gate.touch()
+        second = reliability_server.spawn(["run", "--config", config, "--quiet"], prelude=GATED_METHOD)
+        assert second.wait() == 2
+        assert "is in use by another codiff-bench process" in second.stderr
+        assert f"(pid {first.pid})" in second.stderr
+        assert _rows(tmp_path / "run") == before, "the refused run wrote to the store"
+        assert first.poll() is None
+    finally:
+        gate.touch()
     assert first.wait() == 0, first.stderr
     rows = _rows(tmp_path / "run")
     assert (rows["results"], rows["outputs"], rows["errors"]) == (3 * 2, 3 * 2, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ def jpeg_pair() -> tuple[torch.Tensor, torch.Tensor]:
     refs = [photo[100:164, 180:244], photo[300:364, 40:104]]
     outs = []
     for ref in refs:
-        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(ref[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 10])
+        _, buf = cv2.imencode(".jpg", np.ascontiguousarray(ref[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 10])
         outs.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
     return to_tensor(outs), to_tensor(refs)
 
@@ -168,12 +169,27 @@ def test_metric_checks_its_inputs():
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(MetricError, match=r"\[0, 1\]"):
         metric(x * 2, x)
+    assert metric(x + 1e-7, x).shape == (1,)  # rounding overshoot, tolerated as pyiqa does
     with pytest.raises(MetricError, match="needs a reference"):
         metric(x, None)
     with pytest.raises(MetricError, match="differ"):
         metric(x, torch.rand(1, 3, 16, 8))
     with pytest.raises(MetricError, match="B x 3 x H x W"):
         metric(x[:, :1], x[:, :1])
+
+
+def test_fingerprint_follows_options_and_files(metrics_standins):
+    assert create_metric("psnr").fingerprint() == create_metric("psnr").fingerprint()
+    assert create_metric("psnr").fingerprint() != create_metric("psnr", color_space="ycbcr").fingerprint()
+    musiq = create_metric("musiq")
+    before = musiq.fingerprint()
+    checkpoint = musiq.files[0].path
+    stat = checkpoint.stat()
+    try:
+        os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as if replaced
+        assert musiq.fingerprint() != before
+    finally:
+        os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 # -- missing weights: skipped, with the file and its folder ------------------------------------------------

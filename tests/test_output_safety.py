@@ -4,7 +4,6 @@ half-written file and everything finished so far reusable."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -12,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from bench.atomic import TMP_MARK
 from bench.cli import main
 from bench.config import RunConfig
 from bench.imageio import read_rgb8
 from bench.paths import inside, safe_component, safe_names
-from bench.runner import Runner
+from bench.runner import Runner, WorkUnit
 from bench.store import ResultsStore
 
 HOSTILE_LABELS = ["../../x", "x", "/tmp/absolute", "..", "a/b", "", "x" * 300]
@@ -95,9 +95,7 @@ def test_hostile_labels_dataset_names_and_image_names_stay_inside(tmp_path, make
         inside(run_dir, unit_dir)
 
 
-def _units(runner: Runner):
-    from bench.runner import WorkUnit
-
+def _units(runner: Runner) -> list[WorkUnit]:
     entries = runner.entries(runner.datasets())
     return [WorkUnit(spec.label, e, 10) for spec in runner.config.method_specs() for e in entries]
 
@@ -167,8 +165,6 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_rerun_completes(tmp_path, mak
     images = tmp_path / "photos"
     make_images(images, [(64, 64)])
     noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
-    from PIL import Image
-
     Image.fromarray(noise).save(images / "noise.png")  # about 480 kB as PNG: more than the disk takes
     run_dir = tmp_path / "run"
     process = reliability_server.spawn(_argv(images, run_dir) + ["--quiet", "--no-report"], prelude=FULL_DISK)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import os
 import pickle
 import shlex
@@ -30,32 +31,32 @@ class RunsCommand:
         return os.system, (self.command,)
 
 
-def hostile_files(folder: Path, marker: Path) -> dict[str, bytes]:
-    """The same payload in each container a loader may meet: a plain pickle (torch's legacy format), a
-    torch.save zip, and a TorchScript-shaped zip."""
+def hostile_files(marker: Path) -> dict[str, bytes]:
+    """The same payload in each container a loader may meet: a plain pickle, torch.save's legacy format and
+    its zip format, and a TorchScript-shaped zip."""
     payload = {"state_dict": {"weight": RunsCommand(f"touch {shlex.quote(str(marker))}")}}
     raw = pickle.dumps(payload, protocol=2)
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    script = io.BytesIO()
+    legacy, zipped, script = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    torch.save(payload, legacy, _use_new_zipfile_serialization=False)
+    torch.save(payload, zipped)
     with zipfile.ZipFile(script, "w") as archive:
         archive.writestr("archive/data.pkl", raw)
         archive.writestr("archive/constants.pkl", raw)
         archive.writestr("archive/version", "3\n")
-    return {"legacy-pickle": raw, "torch-zip": buf.getvalue(), "torchscript-zip": script.getvalue()}
+    return {"plain-pickle": raw, "torch-legacy": legacy.getvalue(), "torch-zip": zipped.getvalue(),
+            "torchscript-zip": script.getvalue()}
 
 
 def test_the_payload_does_run_when_unpickled_freely(tmp_path):
-    """The control: without weights_only the files below would run their command."""
+    """The control: unpickled freely, these files run their command."""
     marker = tmp_path / "ran"
-    files = hostile_files(tmp_path, marker)
-    (tmp_path / "legacy.pth").write_bytes(files["legacy-pickle"])
-    torch.load(tmp_path / "legacy.pth", weights_only=False)
+    files = hostile_files(marker)
+    pickle.loads(files["plain-pickle"])
     assert marker.exists()
-    marker.unlink()
-    (tmp_path / "zip.pth").write_bytes(files["torch-zip"])
-    torch.load(tmp_path / "zip.pth", weights_only=False)
-    assert marker.exists()
+    for container in ("torch-legacy", "torch-zip"):
+        marker.unlink()
+        torch.load(io.BytesIO(files[container]), weights_only=False)
+        assert marker.exists(), container
 
 
 def _module(name: str) -> Any:
@@ -82,12 +83,29 @@ def _training_checkpoint(m: Any, path: Path) -> Any:
     return m.load_tensors(folder.latest() / m.STATE_FILE)
 
 
+def _sd_base_model(m: Any, path: Path) -> Any:
+    """A diffusers folder (tiny SD-shaped configs) whose UNet and VAE weight files are `path`."""
+    from methods.codiff import standins
+
+    root = path.parent / "sd"
+    for part, config, cls in (("unet", standins.TINY_UNET, "UNet2DConditionModel"),
+                              ("vae", standins.TINY_VAE, "AutoencoderKL"),
+                              ("scheduler", standins.TINY_SCHEDULER, "DDPMScheduler")):
+        (root / part).mkdir(parents=True)
+        name = "scheduler_config.json" if part == "scheduler" else "config.json"
+        (root / part / name).write_text(json.dumps({"_class_name": cls, **config}))
+        if part != "scheduler":
+            (root / part / "diffusion_pytorch_model.bin").write_bytes(path.read_bytes())
+    return m.load_sd_components(root)
+
+
 # name -> (module that must be present, how to load a file with it)
 LOADERS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
     "codiff.pkl": ("methods.codiff.checkpoint", lambda m, p: m.load_codiff_checkpoint(p)),
     "official torch file": ("methods.codiff.checkpoint", lambda m, p: m.load_torch_file(p, "checkpoint")),
     "checkpoint conversion": ("methods.codiff.checkpoint",
                               lambda m, p: m.convert_checkpoint(p, p.with_name("converted.safetensors"))),
+    "SD base model (diffusers .bin)": ("methods.codiff.sd", _sd_base_model),
     "cave.pth": ("methods.codiff.cave", lambda m, p: m.load_cave(p)),
     "cave method": ("methods.codiff.method", lambda m, p: _create_method("cave", cave=str(p))),
     "FBCNN .pth": ("methods.fbcnn", lambda m, p: m.read_state_dict(p)),
@@ -96,7 +114,7 @@ LOADERS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
     "training resume": ("methods.codiff.training.checkpointing", _training_checkpoint),
     "metric weights": ("bench.metrics.files", lambda m, p: m.load_tensors(p)),
 }
-CONTAINERS = ["legacy-pickle", "torch-zip", "torchscript-zip"]
+CONTAINERS = ["plain-pickle", "torch-legacy", "torch-zip", "torchscript-zip"]
 
 
 @pytest.mark.parametrize("container", CONTAINERS)
@@ -106,7 +124,7 @@ def test_every_loader_refuses_a_hostile_pickle(loader, container, tmp_path):
     module = _module(module_name)
     marker = tmp_path / "PWNED"
     path = tmp_path / "weights.pth"
-    path.write_bytes(hostile_files(tmp_path, marker)[container])
+    path.write_bytes(hostile_files(marker)[container])
     with pytest.raises(Exception):  # noqa: B017 - any refusal will do; running the command will not
         load(module, path)
     assert not marker.exists(), f"{loader} ran the command hidden in a {container} file"
@@ -127,7 +145,7 @@ def test_hostile_metric_weight_files_are_refused(metric, options, tmp_path, monk
     monkeypatch.setattr(_module("bench.metrics.catalog"), "_SHAPES", {}, raising=False)
     options = {k: str(tmp_path / v) for k, v in options.items()}
     marker = tmp_path / "PWNED"
-    payload = hostile_files(tmp_path, marker)["torch-zip"]
+    payload = hostile_files(marker)["torch-zip"]
     files = metrics.metric_files(metric, **options)
     assert files, f"{metric} lists no weight files"
     for item in files:

@@ -99,3 +99,18 @@ def test_config_validation():
         RunConfig.from_dict({"qf": [0]})
     with pytest.raises(ConfigError, match="unique"):
         RunConfig.from_dict({"methods": ["jpeg", "jpeg"]})
+
+
+def test_results_follow_the_current_scope_of_images_and_qfs(tmp_path, image_folder):
+    Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
+    narrowed = _config(tmp_path, image_folder, ["jpeg"], limit=2)
+    narrowed.qf = [10]
+    summary = Runner(narrowed, progress=False).run()
+    assert summary.restored == 0 and summary.reused == 2
+    with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
+        frame = store.results_frame()
+        assert sorted(set(frame.image)) == ["img00.png", "img01.png"] and set(frame.qf) == {10}
+        assert set(store.lq_frame().qf) == {10} and len(store.images_frame()) == 2
+    Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
+    with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
+        assert len(store.results_frame()) == 3 * 2 * 2

@@ -104,8 +104,17 @@ def test_pairs_are_a_function_of_the_sample_number(train_images, tmp_path):
 
 # -- the three modes ----------------------------------------------------------------------------------------
 
+@pytest.fixture
+def one_thread():
+    """Steps taken outside the Trainer (which sets train.threads itself) run on one thread too."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("mode", ["explicit", "implicit", "dual"])
-def test_each_mode_reduces_its_loss_on_a_fixed_batch(mode, train_images, tmp_path):
+def test_each_mode_reduces_its_loss_on_a_fixed_batch(mode, train_images, tmp_path, one_thread):
     config = from_dict(CaveTrainConfig, cave_config(train_images, tmp_path, mode=mode,
                                                     loss={"qf_weight": 1.0}))
     task = CaveTask(config)
@@ -120,7 +129,8 @@ def test_each_mode_reduces_its_loss_on_a_fixed_batch(mode, train_images, tmp_pat
     losses = [task.train_step(batch, step) for step in range(8)]
     expected_terms = {"explicit": {"qf"}, "implicit": {"rec"}, "dual": {"rec", "qf"}}[mode]
     assert set(losses[0]) == expected_terms | {"loss"}
-    assert losses[-1]["loss"] < 0.9 * losses[0]["loss"], [float(l["loss"]) for l in losses]
+    values = [float(step["loss"]) for step in losses]
+    assert all(b < a for a, b in zip(values, values[1:])) and values[-1] < 0.98 * values[0], values
     # a mode trains only what its loss reaches
     assert all(torch.equal(v, task.cave.m_tail.state_dict()[k]) for k, v in decoder.items()) == (mode == "explicit")
     head_weights_same = all(torch.equal(v, task.cave.qf_pred.state_dict()[k]) for k, v in head.items()
@@ -179,7 +189,7 @@ def test_dry_run_writes_nothing_and_bad_configs_exit_2(train_images, tmp_path, c
 @pytest.mark.slow
 def test_two_processes_train_like_one_with_the_same_global_batch(train_images, tmp_path):
     data = cave_config(train_images, tmp_path / "one", val={"folder": None}, train={"steps": 3,
-                                                                                    "checkpoint_every": 3})
+                                                                                    "checkpoint_every": 1})
     _, single = run_cave(data)
     two = merge(data, {"train": {"output_dir": str(tmp_path / "two")}})
     config = tmp_path / "two.yaml"
@@ -191,12 +201,20 @@ def test_two_processes_train_like_one_with_the_same_global_batch(train_images, t
                           timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "two" / "checkpoints" / "step-00000003" / "rng-1.pt").is_file()
+    assert not (tmp_path / "one" / "checkpoints" / "step-00000003" / "rng-1.pt").exists()
     one_rows, two_rows = read_csv(tmp_path / "one" / "train.csv"), read_csv(tmp_path / "two" / "train.csv")
     for a, b in zip(one_rows, two_rows, strict=True):
         assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-4)
-    a, b = exported(tmp_path / "one"), exported(tmp_path / "two")
-    for key in a:
-        assert torch.allclose(a[key].float(), b[key].float(), atol=2e-4, rtol=1e-3), key
+    # The trained networks compute the same function. (Single parameters may not match: a conv bias followed by
+    # BatchNorm has a zero gradient up to rounding, which Adam's normalisation turns into steps of +-lr.)
+    from methods.codiff.cave import load_cave
+
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        (rec_a, qf_a), (rec_b, qf_b) = (load_cave(tmp_path / name / "cave.pth")(x) for name in ("one", "two"))
+        rec_step1 = load_cave(tmp_path / "one" / "checkpoints" / "step-00000001" / "export" / "cave.pth")(x)[0]
+    assert torch.allclose(rec_a, rec_b, atol=1e-3) and torch.allclose(qf_a, qf_b, atol=1e-5)
+    assert (rec_a - rec_step1).abs().max() > 2e-2  # two steps of training move far more than the tolerance
 
 
 # -- killed runs ------------------------------------------------------------------------------------------------

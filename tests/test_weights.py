@@ -13,15 +13,15 @@ import pytest
 
 from bench.cli import main
 from methods.base import Method, WeightFile
-from methods.registry import register_method
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 VIT = "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"
 
 
-@register_method("test-weights-file")
 class OneFileMethod(Method):
     """A method needing one file given by its config (path, url, sha256)."""
+
+    name = "test-weights-file"
 
     def required_weights(self) -> list[WeightFile]:
         return [WeightFile("test file", Path(self.config["path"]), where="the test's folder",
@@ -68,6 +68,15 @@ class _MirrorHandler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+@pytest.fixture
+def one_file_method(monkeypatch) -> str:
+    """OneFileMethod registered for one test only."""
+    import methods.registry
+
+    monkeypatch.setitem(methods.registry._REGISTERED, OneFileMethod.name, OneFileMethod)
+    return OneFileMethod.name
 
 
 @pytest.fixture
@@ -129,15 +138,28 @@ def test_reports_wrong_hashes_of_present_files(metrics_standins, capsys):
     assert "5 files: 1 missing, 2 present, 2 wrong hash" in out
 
 
+def test_reports_unreadable_files(metrics_standins, metrics_standin_root, tmp_path, monkeypatch, capsys):
+    root, _ = metrics_standin_root
+    shutil.copytree(root / "torch", tmp_path / "torch")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    checkpoint = tmp_path / "torch" / "hub" / "pyiqa" / "ckpt_koniq10k.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:4096])
+    assert main(["weights", "--metrics", "maniqa"]) == 1
+    out = capsys.readouterr().out
+    assert f"  present     {VIT}/model.safetensors" in out and "  unreadable  ckpt_koniq10k.pt" in out
+    assert "cannot be read as a weights file without running code" in out and "2 files: 1 present, 1 unreadable" in out
+
+
 @pytest.mark.slow
-def test_download_fetches_missing_files_into_the_library_caches(mirror, metrics_caches, tmp_path, capsys):
+def test_download_fetches_missing_files_into_the_library_caches(mirror, metrics_caches, one_file_method, tmp_path,
+                                                                capsys):
     from bench.metrics import check_metrics
 
     cache = tmp_path / "prefetched"
     method_path = tmp_path / "methods" / "method.pth"
     config = tmp_path / "run.yaml"
     sha = hashlib.sha256(b"method weights").hexdigest()[:8]
-    config.write_text(f"metrics: [lpips, musiq, maniqa]\nmethods:\n  - name: mine\n    method: test-weights-file\n"
+    config.write_text(f"metrics: [lpips, musiq, maniqa]\nmethods:\n  - name: mine\n    method: {one_file_method}\n"
                       f"    path: {method_path}\n    url: https://example.invalid/weights/method.pth\n"
                       f"    sha256: {sha}\n")
     argv = ["weights", "--config", str(config), "--download", "--cache-dir", str(cache)]
@@ -154,7 +176,8 @@ def test_download_fetches_missing_files_into_the_library_caches(mirror, metrics_
     assert "  wrong hash  musiq_koniq_ckpt-e95806b9.pth" in captured.out
     # huggingface_hub stores the ViT in its own cache layout.
     vit = cache / "huggingface" / "hub" / "models--timm--vit_base_patch8_224.augreg2_in21k_ft_in1k"
-    assert (vit / "refs" / "main").read_text() == COMMIT and (vit / "snapshots" / COMMIT / "model.safetensors").is_file()
+    assert (vit / "refs" / "main").read_text() == COMMIT
+    assert (vit / "snapshots" / COMMIT / "model.safetensors").is_file()
     assert method_path.read_bytes() == b"method weights"
     assert f"  present     {VIT}/model.safetensors" in captured.out and "  present     test file" in captured.out
     # The run engine's check finds them where the libraries will look (hashes are not its business).

@@ -7,6 +7,7 @@ a real image's artefacts), decoded, and cut into patches at the same places for 
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,8 @@ def image_patches(image: str, path: Path, protocol: JpegProtocol, qfs: list[int]
     """Every patch of one image at every QF; raises ImageError / ProtocolError for an unusable image."""
     hq = protocol.prepare_hq(read_rgb8(path, grayscale=protocol.grayscale, alpha=protocol.alpha,
                                        exif=protocol.exif).rgb)
-    digest = np.frombuffer(image.encode(), np.uint8)
-    boxes = crop_boxes(hq.shape[0], hq.shape[1], crop_size, crops, np.random.default_rng([seed, *digest]))
+    rng = np.random.default_rng([seed, zlib.crc32(image.encode())])
+    boxes = crop_boxes(hq.shape[0], hq.shape[1], crop_size, crops, rng)
     patches = []
     for qf in qfs:
         lq = to_tensor(decode_jpeg(protocol.encode(hq, qf)))

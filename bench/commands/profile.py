@@ -51,6 +51,8 @@ def register(subparsers) -> None:
 
 
 def profile_command(args: argparse.Namespace) -> int:
+    import sys
+    import time
     from dataclasses import replace
     from pathlib import Path
 
@@ -92,9 +94,7 @@ def profile_command(args: argparse.Namespace) -> int:
     bar.close()
     gpu = torch.cuda.get_device_name(torch.device(device)) if cuda else None
     provenance = {"git": git_state(), "versions": library_versions(), "device": device_info(device),
-                  "command": "codiff-bench profile " + " ".join(
-                      f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                      if k in ("methods", "size", "device", "dtype", "runs", "warmup") and v is not None)}
+                  "argv": sys.argv[1:], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     document = write_outputs(profiles, options, out, provenance, gpu)
     print(format_rows(document["rows"]))
     for note in document["notes"]:

@@ -25,6 +25,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", dest="data_root", help="root of the registered datasets "
                         "(default: $CODIFF_BENCH_DATA)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--cache-dir", dest="cache_dir", help="read metric weights from this folder's torch and "
+                        "Hugging Face caches (as `weights --cache-dir` filled them)")
     parser.add_argument("--strict", action="store_true", default=None,
                         help="fail instead of skipping metrics or methods whose weights are missing")
 
@@ -32,6 +34,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     from bench.config import load_config
 
+    if getattr(args, "cache_dir", None):
+        from bench.metrics import use_cache_dir
+
+        use_cache_dir(args.cache_dir)
     config = load_config(args.config)
     datasets = args.datasets if args.datasets or not args.images else []
     return config.override(datasets=datasets, images=args.images, methods=args.methods, qf=args.qf,
@@ -96,7 +102,7 @@ def print_summary(summary) -> None:
         with pd.option_context("display.width", 200, "display.max_columns", 60, "display.float_format", "{:.4f}".format):
             print(table.to_string())
     for item in summary.skipped:
-        print(f"skipped {item['kind']} {item['name']}: {item['reason']}")
+        print(f"skipped {item['kind']} {_shown(item['name'])}: {_shown(item['reason'])}")
     noted = [(row.dataset, row.image, json.loads(row.notes or "[]")) for row in images.itertuples()]
     converted = [item for item in noted if item[2]]
     if converted:

@@ -1,7 +1,8 @@
 """`codiff-bench weights`: every weight file the metrics and methods of a config need, and whether it is usable.
 
 Each file is listed as present, missing, wrong size, wrong hash (its SHA-256 does not start with the prefix
-in its name) or unreadable (truncated, or not holding the expected tensors). `--download` fetches what is
+in its name), unreadable (truncated, or not holding the expected tensors) or unchecked (it needs an unreadable
+file before it). `--download` fetches what is
 missing through the libraries' own downloaders into their own caches (TORCH_HOME, the Hugging Face cache),
 for example on a login node before running offline on compute nodes; `--cache-dir` puts both caches under
 one folder (pass the same folder, or TORCH_HOME and HF_HOME, to the runs). Mirrors:
@@ -102,15 +103,17 @@ def download_missing(groups: list[Group]) -> None:
 
 
 def statuses(group: Group) -> list[tuple[str, str]]:
-    """(status, detail) per file; tensors are checked only once all of the group's files are intact."""
-    from bench.metrics.files import check_tensors
+    """(status, detail) per file; tensors are checked once all of the group's files are intact, in order,
+    up to the first unreadable one (later files' networks would read it)."""
+    from bench.metrics.files import first_tensor_problem
 
     found = [(item.weight.status(), "") for item in group.items]
-    if all(status == "present" for status, _ in found):
-        for index, item in enumerate(group.items):
-            problem = check_tensors(item)
-            if problem:
-                found[index] = ("unreadable", problem)
+    first = first_tensor_problem(group.items) if all(status == "present" for status, _ in found) else None
+    if first:
+        index, problem = first
+        found[index] = ("unreadable", problem)
+        label = group.items[index].weight.label
+        found[index + 1:] = [("unchecked", f"tensors not checked until {label} is usable")] * (len(found) - index - 1)
     return found
 
 

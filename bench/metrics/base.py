@@ -17,14 +17,18 @@ class MetricError(RuntimeError):
     """A metric cannot be created (unknown name, missing or broken weights) or was called wrongly."""
 
 
-def check_images(images: torch.Tensor, what: str) -> None:
-    """Raise MetricError unless `images` is a B x 3 x H x W batch in [0, 1]."""
+RANGE_TOLERANCE = 1e-6  # as pyiqa's own input check: rounding may overshoot [0, 1] by this much
+
+
+def checked_images(images: torch.Tensor, what: str) -> torch.Tensor:
+    """`images` clamped to [0, 1]; MetricError unless it is a B x 3 x H x W batch within the tolerance."""
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise MetricError(f"{what} must be a B x 3 x H x W tensor, got {shape}")
     low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise MetricError(f"{what} must lie in [0, 1], got values from {low:.4g} to {high:.4g}")
+    return images.clamp(0, 1)
 
 
 @dataclass
@@ -56,11 +60,11 @@ class Metric:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def __call__(self, out: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        check_images(out, f"{self.name}: the image to score")
+        out = checked_images(out, f"{self.name}: the image to score")
         if self.full_reference:
             if ref is None:
                 raise MetricError(f"{self.name} is a full-reference metric and needs a reference image")
-            check_images(ref, f"{self.name}: the reference")
+            ref = checked_images(ref, f"{self.name}: the reference")
             if ref.shape != out.shape:
                 raise MetricError(f"{self.name}: image {tuple(out.shape)} and reference {tuple(ref.shape)} differ")
             ref = ref.to(self.device, self.dtype)

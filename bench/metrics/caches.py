@@ -1,7 +1,7 @@
 """Where the libraries keep weights (TORCH_HOME, the Hugging Face cache), and keeping them offline.
 
 pyiqa and huggingface_hub read their cache folders and offline switch once, at import; `library_caches()`
-points them at the folders the environment names now and forbids every download while it is active.
+points them at the folders the environment names now and, offline, forbids every download.
 """
 
 from __future__ import annotations
@@ -54,13 +54,27 @@ def mirror_url(url: str) -> str:
     return f"{mirror}/{url.rsplit('/', 1)[-1]}" if mirror else url
 
 
-def use_cache_dir(folder: str | os.PathLike) -> Path:
-    """Put every cache under one folder: TORCH_HOME=<folder>/torch, HF_HOME=<folder>/huggingface."""
+def cache_environment(folder: str | os.PathLike) -> dict[str, str]:
+    """The variables that put every cache under `folder`: TORCH_HOME=<folder>/torch, HF_HOME=<folder>/huggingface."""
     folder = Path(folder).expanduser().resolve()
-    os.environ["TORCH_HOME"] = str(folder / "torch")
-    os.environ["HF_HOME"] = str(folder / "huggingface")
-    os.environ["HF_HUB_CACHE"] = str(folder / "huggingface" / "hub")
-    return folder
+    return {"TORCH_HOME": str(folder / "torch"), "HF_HOME": str(folder / "huggingface"),
+            "HF_HUB_CACHE": str(folder / "huggingface" / "hub")}
+
+
+def use_cache_dir(folder: str | os.PathLike) -> Path:
+    """Put every cache under `folder` for the rest of the process (see `cache_environment`)."""
+    os.environ.update(cache_environment(folder))
+    return Path(folder).expanduser().resolve()
+
+
+@contextlib.contextmanager
+def cache_dir(folder: str | os.PathLike) -> Iterator[Path]:
+    """Put every cache under `folder` for the duration of the block."""
+    with contextlib.ExitStack() as undo:
+        for name, value in cache_environment(folder).items():
+            undo.callback(_restore_env, name, os.environ.get(name))
+            os.environ[name] = value
+        yield Path(folder).expanduser().resolve()
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """The weight files each learned metric reads, taken from the libraries' own tables (URLs, names, configs).
 
 Every entry says where its library looks for it (TORCH_HOME or the Hugging Face cache), where it is
-downloaded from, and how to build, on the meta device, the network whose tensors it must hold.
+downloaded from, and how to build, with empty weights, the network whose tensors it must hold.
 """
 
 from __future__ import annotations
@@ -24,25 +24,22 @@ _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.\w+$")
 # CLIP's published hashes are the full SHA-256, the folder above the file name in its URL.
 _CLIP_HASH = re.compile(r"/([a-f0-9]{64})/[^/]+$")
 
-
-_SHAPES: dict[str, dict[str, torch.Tensor]] = {}
+_SHAPES: dict[str, dict[str, torch.Tensor]] = {}  # meta_state's results by key
 
 
 def meta_state(key: str, build: Callable[[], torch.nn.Module]) -> dict[str, torch.Tensor]:
     """The tensors (as meta tensors: names, shapes, dtypes, aliases) of the module `build()` makes.
 
-    It is built on the meta device when it can be (no memory, no computation), else on the CPU. Backbone
-    weights it loads on construction are read from the cache, offline. Shapes depend only on the
+    Its parameters are created empty (accelerate's `init_empty_weights`: no memory, no initialisation);
+    backbone weights it loads on construction are read from the cache, offline. Shapes depend only on the
     architecture, so the result is kept under `key` for the life of the process.
     """
     if key not in _SHAPES:
-        with library_caches(), warnings.catch_warnings():
+        from accelerate import init_empty_weights
+
+        with library_caches(), warnings.catch_warnings(), init_empty_weights(include_buffers=False):
             warnings.filterwarnings("ignore", message=".*non-meta parameter.*")
-            try:
-                with torch.device("meta"):
-                    state = build().state_dict(keep_vars=True)
-            except RuntimeError:  # some constructors compute with tensors (e.g. `.item()`)
-                state = build().state_dict(keep_vars=True)
+            state = build().state_dict(keep_vars=True)
         metas: dict[int, torch.Tensor] = {}
         _SHAPES[key] = {k: metas.setdefault(id(v), torch.empty_like(v, device="meta")) for k, v in state.items()}
     return _SHAPES[key]
@@ -73,7 +70,8 @@ def torchvision_file(weights: Any, build: Callable[[], torch.nn.Module]) -> Metr
     """A torchvision ImageNet checkpoint (a `WeightsEnum` member), in $TORCH_HOME/hub/checkpoints."""
     name = weights.url.rsplit("/", 1)[-1]
     return MetricFile(
-        WeightFile(label=name, path=torch_hub_dir() / "checkpoints" / name, url=weights.url, sha256_prefix=_hash_from_name(name),
+        WeightFile(label=name, path=torch_hub_dir() / "checkpoints" / name, url=weights.url,
+                   sha256_prefix=_hash_from_name(name),
                    where="torchvision weights, folder $TORCH_HOME/hub/checkpoints"),
         fetch="torch-hub", reference=lambda: meta_state(f"torchvision {name}", build))
 

@@ -29,7 +29,7 @@ class MetricFile:
 
     `fetch` is 'torch-hub' (torch.hub.download_url_to_file, hash-checked when the name carries one),
     'pyiqa' (pyiqa's load_file_from_url) or 'hf' (huggingface_hub, `hf_repo`/`hf_filename`).
-    `reference` builds (on the meta device) the tensors the loading network expects; `required_prefixes`
+    `reference` gives (as meta tensors) the tensors the loading network expects; `required_prefixes`
     limits which of them the file must hold when the loader is not strict (the others may be absent).
     `hash_enforced`: the library re-downloads a file whose hash differs, so a mismatch makes it unusable.
     `torchscript`: the loader wants a TorchScript archive (OpenAI's CLIP format) rather than a state dict.
@@ -73,7 +73,7 @@ def load_tensors(path: Path) -> Mapping[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ValueError(f"holds a {type(state).__name__}, not a state dict")
     # pyiqa strips the "module." prefix of checkpoints saved from DataParallel before loading.
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def unaliased(expected: Mapping[str, torch.Tensor]) -> list[str]:
@@ -171,8 +171,24 @@ def check_tensors(item: MetricFile) -> str | None:
     return None
 
 
+def first_tensor_problem(items: list[MetricFile]) -> tuple[int, str] | None:
+    """(index, problem) of the first file, in order, whose tensors are wrong or unreadable, else None.
+
+    Files come backbones first, and the network that defines a file's expected tensors reads the files
+    before it (with its library's own loader, which may unpickle freely): so checking stops at the first
+    unusable file, before any later network is built.
+    """
+    for index, item in enumerate(items):
+        problem = check_tensors(item)
+        if problem:
+            return index, problem
+    return None
+
+
 def inspect_files(items: list[MetricFile], *, verify_hash: bool = False) -> list[str]:
-    """The problems of a metric's files. Tensors are compared only once every file is present and intact,
-    since the networks that define the expected tensors read the other files as their backbones."""
+    """The problems of a metric's files: every missing or damaged one, else the first with wrong tensors."""
     problems = [p for item in items if (p := check_intact(item, verify_hash=verify_hash))]
-    return problems or [p for item in items if (p := check_tensors(item))]
+    if problems:
+        return problems
+    first = first_tensor_problem(items)
+    return [first[1]] if first else []

@@ -105,7 +105,11 @@ def metric_spec(name: str) -> MetricSpec:
 
 def metric_files(name: str, **options: Any) -> list[MetricFile]:
     """The weight files metric `name` reads (with `options`), whether or not they are present."""
-    return metric_spec(name).files(options)
+    spec = metric_spec(name)
+    try:
+        return spec.files(options)
+    except KeyError as exc:  # a variant the library's own tables do not list
+        raise MetricError(f"metric {name!r}: no weights known for options {options} ({exc})") from exc
 
 
 def check_metrics(names: Iterable[str], *, strict: bool = False,
@@ -139,7 +143,7 @@ def create_metric(name: str, device: str | torch.device = "cpu", **options: Any)
 
     spec = metric_spec(name)
     device = torch.device(device)
-    files = spec.files(options)
+    files = metric_files(name, **options)
     problems = inspect_files(files)
     if problems:
         raise MetricError(f"metric {name!r} cannot be created: " + "; ".join(problems))
@@ -151,7 +155,7 @@ def create_metric(name: str, device: str | torch.device = "cpu", **options: Any)
             raise MetricError(f"metric {name!r}: bad options {options}: {exc}") from exc
     else:
         network = _pyiqa_network(spec, device, options, files)
-        compute = lambda out, ref: network(out) if ref is None else network(out, ref)  # noqa: E731
+        compute = partial(_pyiqa_scores, network)
     return Metric(name=name, lower_better=spec.lower_better, full_reference=spec.full_reference,
                   description=spec.description, options=dict(options), device=device, files=files,
                   compute=compute, network=network, dtype=spec.dtype, version=f"pyiqa {pyiqa.__version__}")
@@ -175,3 +179,7 @@ def _pyiqa_network(spec: MetricSpec, device: torch.device, options: dict[str, An
         if printed.getvalue().strip():
             log.debug("pyiqa: %s", printed.getvalue().strip())
     return model.eval()
+
+
+def _pyiqa_scores(network: torch.nn.Module, out: torch.Tensor, ref: torch.Tensor | None) -> torch.Tensor:
+    return network(out) if ref is None else network(out, ref)

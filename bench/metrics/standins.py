@@ -1,15 +1,16 @@
 """Stand-in weight files: random tensors with the names and shapes of the real ones, in the real places.
 
-They let tests (and users checking an installation without the real weights) run every learned metric
-through pyiqa's own loading code, offline. Their scores mean nothing. Large tensors repeat one random
-slice along their first dimension, so that torch files stay small (safetensors files cannot share memory
-and are written in full).
+They let tests run every learned metric through pyiqa's own loading code, offline. Their scores mean
+nothing, so they are written only into a cache folder of their own, never into the user's caches.
+Large tensors repeat one random slice along their first dimension, so that torch files stay small
+(safetensors files cannot share memory and are written in full).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -17,9 +18,9 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from bench.atomic import atomic_path
-from bench.metrics.caches import hf_hub_cache, torch_hub_dir
-from bench.metrics.files import MetricFile, unaliased, check_intact
+from bench.atomic import atomic_path, atomic_write_text
+from bench.metrics.caches import cache_dir, hf_hub_cache, torch_hub_dir
+from bench.metrics.files import MetricFile, check_intact, unaliased
 from bench.metrics.registry import metric_files
 
 LEARNED_METRICS = ("lpips", "dists", "musiq", "maniqa", "clipiqa")
@@ -91,16 +92,15 @@ def write_state(path: Path, state: Mapping[str, torch.Tensor], torchscript: bool
     return path
 
 
-def hf_cache_file(repo: str, filename: str, cache: Path | None = None) -> Path:
+def hf_cache_file(repo: str, filename: str) -> Path:
     """Where a file of `repo` goes in the Hugging Face cache, creating refs/main for a stand-in commit."""
-    folder = (cache or hf_hub_cache()) / ("models--" + repo.replace("/", "--"))
+    folder = hf_hub_cache() / ("models--" + repo.replace("/", "--"))
     ref = folder / "refs" / "main"
     if ref.is_file():
         commit = ref.read_text().strip()
     else:
         commit = hashlib.sha1(f"stand-in {repo}".encode()).hexdigest()
-        ref.parent.mkdir(parents=True, exist_ok=True)
-        ref.write_text(commit)
+        atomic_write_text(ref, commit)
     return folder / "snapshots" / commit / filename
 
 
@@ -113,20 +113,21 @@ def write_standin(item: MetricFile, seed: int = 0) -> Path:
     return write_state(path, state, torchscript=item.torchscript)
 
 
-def write_standins(names: Iterable[str] = LEARNED_METRICS, seed: int = 0,
-                   clip_path: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Write stand-ins for every file of `names` missing from the caches (TORCH_HOME, the Hugging Face cache).
+def write_standins(root: str | os.PathLike, names: Iterable[str] = LEARNED_METRICS,
+                   seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Write stand-ins for every file of `names` into caches under `root` (never the user's own caches):
+    <root>/torch is their TORCH_HOME and <root>/huggingface their HF_HOME, as `--cache-dir <root>` sets.
 
     Returns, per metric, the `create_metric` options that use them: clipiqa reads a CLIP RN50 TorchScript
-    archive from `clip_path` (default $TORCH_HOME/hub/clip/RN50-standin.pt), because pyiqa accepts a file
-    under OpenAI's name only with its published hash.
+    archive from `clip_path` (<root>/torch/hub/clip/RN50-standin.pt), because pyiqa accepts a file under
+    OpenAI's name only with its published hash.
     """
     options: dict[str, dict[str, Any]] = {}
-    for name in names:
-        opts = {"clip_path": str(clip_path or torch_hub_dir() / "clip" / "RN50-standin.pt")} \
-            if name == "clipiqa" else {}
-        for item in metric_files(name, **opts):  # backbones come first: the later files' networks load them
-            if check_intact(item) is not None:
-                write_standin(item, seed)
-        options[name] = opts
+    with cache_dir(root):
+        for name in names:
+            opts = {"clip_path": str(torch_hub_dir() / "clip" / "RN50-standin.pt")} if name == "clipiqa" else {}
+            for item in metric_files(name, **opts):  # backbones come first: the later files' networks load them
+                if check_intact(item) is not None:
+                    write_standin(item, seed)
+            options[name] = opts
     return options

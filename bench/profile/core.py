@@ -79,9 +79,8 @@ def profile_architecture(arch: Architecture, options: ProfileOptions,
             result.latency_note = ("latency not measured: parts of the method are not built, so a time would not be "
                                    "the method's")
         else:
-            for dtype in options.dtypes:
-                result.timings[dtype] = measure_latency(arch, options.height, options.width, options.device, dtype,
-                                                        runs=options.runs, warmup=options.warmup, progress=progress)
+            result.timings = measure_latency(arch, options.height, options.width, options.device, options.dtypes,
+                                             runs=options.runs, warmup=options.warmup, progress=progress)
     except Exception as exc:  # one method's failure is recorded; the others still run
         log.exception("profiling %s failed", arch.method)
         result.error = f"{type(exc).__name__}: {exc}"

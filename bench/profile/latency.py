@@ -5,7 +5,8 @@ CUDA: CUDA events around each call after warm-up, median and 90th percentile ove
 before (weights plus the largest activations). CPU: wall time (time.perf_counter), labelled CPU with the thread count; memory is the growth of
 the process's peak resident set (VmHWM, reset through /proc/self/clear_refs once the weights are built) over the
 resident set before the build. Per-image figures sum calls x per-call statistic over the stages (the stages are timed one by one, so
-the glue between them, a scheduler step or a tile blend, is not included).
+the glue between them, a scheduler step or a tile blend, is not included). The networks are built once and cast
+to each dtype in turn.
 """
 
 from __future__ import annotations
@@ -133,12 +134,10 @@ def _time_call(module: torch.nn.Module, inputs: list[torch.Tensor], device: torc
     return times
 
 
-def measure_latency(arch: Architecture, height: int, width: int, device: str, dtype: str, *, runs: int,
-                    warmup: int, progress: Callable[[str], Any] | None = None) -> Timing:
-    """Build every part on `device` in `dtype` (random weights) and time each stage call."""
+def measure_latency(arch: Architecture, height: int, width: int, device: str, dtypes: list[str], *, runs: int,
+                    warmup: int, progress: Callable[[str], Any] | None = None) -> dict[str, Timing]:
+    """Build every part on `device` once (random weights), then, per dtype, cast and time each stage call."""
     dev = torch.device(device)
-    torch_dtype = DTYPES[dtype]
-    cpu_memory = None
     if dev.type == "cuda":
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(dev)
@@ -146,30 +145,34 @@ def measure_latency(arch: Architecture, height: int, width: int, device: str, dt
         gc.collect()
         cpu_memory = _CpuMemory()
     with torch.device(dev):
-        parts = {name: module.to(torch_dtype) for name, module in arch.build_parts().items()}
-    if dev.type == "cuda":  # the peak starts with the weights in place, not with their float32 build
-        torch.cuda.reset_peak_memory_stats(dev)
-    else:
-        cpu_memory.reset_peak()
-    calls = []
-    for stage in arch.stages:
-        module = stage.module(parts).eval()
-        for call in stage.calls(height, width):
-            if progress:
-                progress(f"{arch.method}: timing {stage.name}")
-            inputs = [spec.make(dev, torch_dtype) for spec in stage.inputs(call.extents)]
-            times = _time_call(module, inputs, dev, warmup, runs)
-            calls.append(CallTiming(stage.name, dict(call.extents), call.count, times))
-            del inputs
-    if dev.type == "cuda":
-        memory = torch.cuda.max_memory_allocated(dev) - base
-        kind = "CUDA max allocated (weights + activations)"
-        time_kind = f"CUDA events, {torch.cuda.get_device_name(dev)}"
-    else:
-        memory, kind = cpu_memory.peak()
-        time_kind = f"CPU wall time, {torch.get_num_threads()} thread(s)"
+        parts = arch.build_parts()
+    timings = {}
+    for dtype in dtypes:
+        for module in parts.values():
+            module.to(DTYPES[dtype])
+        if dev.type == "cuda":  # the peak starts with the weights in place, not with their build or cast
+            torch.cuda.reset_peak_memory_stats(dev)
+        else:
+            cpu_memory.reset_peak()
+        calls = []
+        for stage in arch.stages:
+            module = stage.module(parts).eval()
+            for call in stage.calls(height, width):
+                if progress:
+                    progress(f"{arch.method}: timing {stage.name} ({dtype})")
+                inputs = [spec.make(dev, DTYPES[dtype]) for spec in stage.inputs(call.extents)]
+                calls.append(CallTiming(stage.name, dict(call.extents), call.count,
+                                        _time_call(module, inputs, dev, warmup, runs)))
+                del inputs
+        if dev.type == "cuda":
+            memory, kind = (torch.cuda.max_memory_allocated(dev) - base,
+                            "CUDA max allocated (weights + activations)")
+            time_kind = f"CUDA events, {torch.cuda.get_device_name(dev)}"
+        else:
+            (memory, kind), time_kind = cpu_memory.peak(), f"CPU wall time, {torch.get_num_threads()} thread(s)"
+        timings[dtype] = Timing(calls, memory, kind, time_kind)
     del parts
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-    return Timing(calls, memory, kind, time_kind)
+    return timings

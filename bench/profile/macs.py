@@ -5,8 +5,9 @@
   counted) and elementwise ops. It traces real execution, so at full size it would run the network on the CPU.
   Instead each stage is traced at small probe sizes and extrapolated: fvcore's counts are affine in the area of
   each input extent (conv and linear cost grow with pixels or tokens; attention, the one quadratic term, is
-  skipped). Two probes per extent fix the line and one more probe must land exactly on it, per operator, or the
-  stage is traced at full size instead. Weights are uninitialised CPU memory that is only read, so even the SDXL
+  skipped when it runs through SDPA). Two probes per extent fix the line and one more probe must land exactly on
+  it, per operator, or the stage is traced at its full size instead (as a stage whose attention fvcore counts
+  would be). Stages with fixed-size inputs (a prompt, a 384 x 384 thumbnail) are traced once as they are. Weights are uninitialised CPU memory that is only read, so even the SDXL
   UNet traces without resident weight memory.
 - torch.utils.flop_counter.FlopCounterMode on the meta device, at the full size directly (no computation):
   convolutions, matmuls and attention (as batched matmuls or SDPA), not norms or elementwise ops. It reports
@@ -210,5 +211,4 @@ def count_stage_macs(arch: Architecture, height: int, width: int,
             fv.method = ("fvcore traced at the call's own size" + (" (fixed-size inputs)" if not call.extents else "")
                          + (f"; {reason}" if reason else ""))
         results.append(CallMacs(stage.name, dict(call.extents), call.count, call.note, fv, fc))
-    del parts, modules
     return results

@@ -25,8 +25,10 @@ PAPER_NOTE = ("Paper values: the CODiff paper's Table 2 (1024 x 1024 input, one 
 CONVENTIONS = {
     "params_g": "parameters of the built parts in billions, counted on the meta device; LoRA adapters included "
                 "when the method runs them unmerged (params_lora_g is their share)",
-    "macs_t": "fvcore MACs per image in 10^12 (convolutions, linear layers, matmuls, norms, upsampling; attention "
-              "(SDPA) and elementwise ops are skipped), calls x per-call MACs; stages.csv lists the skipped ops",
+    "macs_t": "fvcore MACs per image in 10^12, calls x per-call MACs: convolutions, linear layers, matmuls, norms, "
+              "upsampling; elementwise ops and attention run through scaled_dot_product_attention (diffusers, "
+              "transformers) are skipped, attention written as explicit matmuls (timm's Swin while tracing) is "
+              "counted; stages.csv lists the skipped operators per stage",
     "macs_t_flopcounter": "torch.utils.flop_counter.FlopCounterMode FLOPs / 2 on the meta device at full size "
                           "(convolutions, matmuls and attention; no norms or elementwise ops)",
     "macs_t_attention": "the attention products inside macs_t_flopcounter (batched matmuls / SDPA)",
@@ -208,10 +210,11 @@ def latex_table(rows: list[dict[str, Any]], size: str) -> str:
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of the headline values and the paper's, for the terminal."""
-    header = ["method", "dtype", "status", "steps", "params_G", "MACs_T", "MACs_T(FC)", "time_s", "p90_s",
-              "mem_GB", "paper_params", "paper_MACs", "paper_time", "shown_from"]
-    keys = ["method", "dtype", "status", "steps", "shown_params_g", "macs_t", "macs_t_flopcounter", "time_s",
-            "time_p90_s", "memory_gb", "paper_params_g", "paper_macs_t", "paper_time_s", "shown_source"]
+    header = ["method", "dtype", "status", "steps", "params_G", "MACs_T", "time_s", "MACs_T(FC)", "p90_s",
+              "mem_GB", "built_params_G", "built_MACs_T", "paper_params", "paper_MACs", "paper_time", "source"]
+    keys = ["method", "dtype", "status", "steps", "shown_params_g", "shown_macs_t", "shown_time_s",
+            "macs_t_flopcounter", "time_p90_s", "memory_gb", "built_params_g", "built_macs_t", "paper_params_g",
+            "paper_macs_t", "paper_time_s", "shown_source"]
     table = [header] + [["" if r.get(k) is None else str(r[k]) for k in keys] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table)

@@ -151,18 +151,24 @@ class CaVE(nn.Module):
         x4 = self.m_down3(x3)
         return x1, x2, x3, x4, self.m_body_encoder(x4)
 
-    def _body(self, lq: torch.Tensor) -> torch.Tensor:
-        # Pad to a multiple of 8 as the release does; images under 32 px are padded to 32 so that at least one
-        # token exists (the release cannot encode them at all).
-        return self._encode(_pad_bottom_right(lq, EMBED_MULTIPLE, minimum=FORWARD_MULTIPLE))[-1]
+    def embed_grid(self, lq: torch.Tensor) -> torch.Tensor:
+        """The encoder-body output, (B, nc3, h, w) on the 1/32 grid, for lq (RGB in [0, 1]).
+
+        Pads to a multiple of 8 as the release does (the strided convs then floor); images under 32 px are
+        padded to 32 so that at least one token exists (the release cannot encode them at all).
+        """
+        x = _pad_bottom_right(lq, EMBED_MULTIPLE, minimum=FORWARD_MULTIPLE)
+        for stage in (self.m_head, self.m_down1, self.m_down2, self.m_down3, self.m_body_encoder):
+            x = stage(x)  # no skip features are kept: only the body output is needed
+        return x
 
     def embed(self, lq: torch.Tensor) -> torch.Tensor:
         """Visual embedding c_L of `lq` (RGB in [0, 1]): (B, h*w, nc3) tokens, row-major over the 1/32 grid."""
-        return self._body(lq).flatten(2).transpose(1, 2)
+        return self.embed_grid(lq).flatten(2).transpose(1, 2)
 
     def qf_head_output(self, lq: torch.Tensor) -> torch.Tensor:
         """The QF head's sigmoid output, (B, 1): the estimate of (100 - QF) / 100 that training regresses."""
-        return self.qf_pred(self._body(lq))
+        return self.qf_pred(self.embed_grid(lq))
 
     qf_logits_or_output = qf_head_output  # the name the stage-1 trainer uses; a sigmoid value, not a logit
 

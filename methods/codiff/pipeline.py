@@ -18,6 +18,7 @@ from methods.codiff.generator import CODiffGenerator
 from methods.codiff.tiling import TileConfig, tiled_map
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+CAVE_STRIDE = 32  # CaVE's token grid is 1/32 of the image
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,10 @@ class CODiffPipeline:
         gen, tiles = self.generator, self.config.tiles
         lq = lq.to(self.device, torch.float32)
         h, w = lq.shape[-2:]
-        hidden = gen.hidden_states(self.cave.embed(lq))
         f = gen.vae_factor
         x = F.pad(lq, (0, -w % f, 0, -h % f), mode="replicate") if (h % f or w % f) else lq
+        grid = tiled_map(self.cave.embed_grid, x, tiles.cave_tile, tiles.cave_overlap, down=CAVE_STRIDE)
+        hidden = gen.hidden_states(grid.flatten(2).transpose(1, 2))
         x = (x * 2 - 1).to(gen.dtype)
         moments = tiled_map(gen.posterior_moments, x, tiles.vae_encoder_tile, tiles.vae_encoder_overlap, down=f)
         if self.config.sample_latent:

@@ -43,15 +43,19 @@ def tiny_sd(seed: int = 0) -> SDComponents:
                         DDPMScheduler(**TINY_SCHEDULER))
 
 
-def tiny_generator(seed: int = 0, rank: int = 4) -> CODiffGenerator:
-    """A tiny generator with the release's LoRA layout and random (non-zero) adapter weights."""
-    sd = tiny_sd(seed)
-    generator = CODiffGenerator(sd, release_lora_spec(sd.unet, sd.vae, rank, rank))
+def randomize_lora(generator: CODiffGenerator, std: float = 0.02) -> CODiffGenerator:
+    """Give the LoRA B matrices random values (peft's init leaves them zero, which hides the adapters)."""
     with torch.no_grad():
         for name, param in generator.trainable_parameters():
             if "lora_B" in name:
-                param.normal_(0, 0.02)
-    return generator.eval()
+                param.normal_(0, std)
+    return generator
+
+
+def tiny_generator(seed: int = 0, rank: int = 4) -> CODiffGenerator:
+    """A tiny generator with the release's LoRA layout and random (non-zero) adapter weights."""
+    sd = tiny_sd(seed)
+    return randomize_lora(CODiffGenerator(sd, release_lora_spec(sd.unet, sd.vae, rank, rank))).eval()
 
 
 def tiny_cave(seed: int = 0) -> CaVE:

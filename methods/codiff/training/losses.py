@@ -5,12 +5,18 @@ Images enter every loss in [0, 1].
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from methods.base import MethodError
 from methods.codiff.training.config import CaveLossConfig
+
+log = logging.getLogger(__name__)
 
 
 def qf_target(qf: torch.Tensor) -> torch.Tensor:
@@ -52,8 +58,10 @@ class DistsLoss(nn.Module):
         if problems:
             raise MethodError("the DISTS loss (loss.dists > 0) needs pyiqa's DISTS weights: " + "; ".join(problems)
                               + ". Put them there (see `codiff-bench weights`) or set loss.dists: 0.")
-        with library_caches():
+        printed = io.StringIO()
+        with library_caches(), contextlib.redirect_stdout(printed):  # pyiqa prints each file it loads
             self.metric = pyiqa.create_metric("dists", as_loss=True, device="cpu")
+        log.debug("pyiqa: %s", printed.getvalue().strip())
         self.metric.eval()
         self.metric.requires_grad_(False)
 

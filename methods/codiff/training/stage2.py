@@ -51,7 +51,7 @@ def empty_prompt_embedding(sd_path: str) -> torch.Tensor:
 
     tokenizer = CLIPTokenizer.from_pretrained(root / "tokenizer")
     encoder = CLIPTextModel.from_pretrained(root / "text_encoder").eval()
-    ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+    ids = tokenizer([""], padding="max_length", max_length=PROMPT_TOKENS, truncation=True,
                     return_tensors="pt").input_ids
     with torch.no_grad():
         return encoder(ids)[0].float()

@@ -208,22 +208,24 @@ class Trainer:
 
         loop, task, dry = self.loop, self.task, self.options.dry_run
         steps = int(self.options.max_steps if self.options.max_steps is not None else loop.steps)
+        threads = torch.get_num_threads()
         if loop.threads:
             torch.set_num_threads(loop.threads)
         accelerator = make_accelerator(loop, task.find_unused_parameters)
         task.accelerator = accelerator
         set_seed(loop.seed)
         lock = None
-        if accelerator.is_main_process and not dry:
-            from bench.lock import RunLock
-
-            lock = RunLock(self.output)
-            lock.acquire()
         try:
+            if accelerator.is_main_process and not dry:
+                from bench.lock import RunLock
+
+                lock = RunLock(self.output)
+                lock.acquire()
             return self._run(accelerator, steps)
         finally:
             if lock is not None:
                 lock.release()
+            torch.set_num_threads(threads)
 
     def _run(self, accelerator: Any, steps: int) -> RunResult:
         loop, task, dry = self.loop, self.task, self.options.dry_run

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): speed, memory and operation counts of methods on this machine."""

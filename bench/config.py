@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.protocol import JpegProtocol
+from bench.yamlfile import read_mapping
 from methods.base import MethodSpec
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -44,13 +42,7 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "RunConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"run config {path} not found")
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping")
+        data = read_mapping(path, ConfigError, "run config")
         config = cls.from_dict(expand_env(data))
         config.sources.append(str(path))
         return config

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.imageio import list_images
+from bench.yamlfile import read_mapping
 
 DATA_ROOT_ENV = "CODIFF_BENCH_DATA"
 DATASETS_FILE_ENV = "CODIFF_BENCH_DATASETS"
@@ -52,14 +51,7 @@ def default_datasets_file() -> Path:
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    path = Path(path) if path else default_datasets_file()
-    if not path.is_file():
-        raise DatasetError(f"dataset registry {path} not found")
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a mapping of dataset names")
-    return data
+    return read_mapping(path or default_datasets_file(), DatasetError, "dataset registry")
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path | None:

@@ -347,3 +347,22 @@ def train_images(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("train-images")
     write_random_images(folder, [(80, 96), (96, 80), (72, 72), (88, 104)], seed=3)
     return folder
+
+
+@pytest.fixture(scope="session")
+def codiff_standin_weights(tmp_path_factory) -> dict:
+    """A tiny SD folder, codiff.pkl and cave.pth in the official layouts (random weights), written once."""
+    from methods.codiff.standins import write_standin_weights
+
+    return write_standin_weights(tmp_path_factory.mktemp("codiff-weights"))
+
+
+@pytest.fixture(scope="session")
+def codiff_tiny_models():
+    """Factory of fresh (generator, cave) stand-ins: copies of one tiny pair built once (building is slow)."""
+    import copy
+
+    from methods.codiff.standins import tiny_cave, tiny_generator
+
+    template = tiny_generator(), tiny_cave()
+    return lambda: copy.deepcopy(template)

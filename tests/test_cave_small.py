@@ -46,23 +46,26 @@ def test_cave_small_restores_with_any_cave_checkpoint(tmp_path: Path) -> None:
     assert out.shape == lq.shape and 0 <= out.min() and out.max() <= 1
 
 
-def test_shipped_dual_cave_restores_an_image_better_than_jpeg() -> None:
+def test_shipped_dual_cave_restores_heavy_jpeg_better_than_jpeg() -> None:
+    """At QF 5 (unseen in training) the shipped decoder gains PSNR on average over three sample crops."""
     _shipped()
     from skimage import data
 
     from bench.imageio import to_tensor
     from bench.protocol import JpegProtocol, decode_jpeg
 
-    hq = JpegProtocol().prepare_hq(data.astronaut()[:256, 128:384])
-    lq = to_tensor(decode_jpeg(JpegProtocol().encode(hq, 10)))
-    out = create_method("cave-small").restore(lq)
-    ref = to_tensor(hq)
-
-    def psnr(x: torch.Tensor) -> float:
+    def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
         return float(-10 * torch.log10(((x - ref) ** 2).mean()))
 
-    assert out.shape == lq.shape
-    assert psnr(out) > psnr(lq) + 0.3
+    method = create_method("cave-small")
+    gains = []
+    for image in (data.astronaut()[:256, 128:384], data.coffee()[:256, :256], data.chelsea()[:256, :256]):
+        hq = to_tensor(image)
+        lq = to_tensor(decode_jpeg(JpegProtocol().encode(image, 5)))
+        out = method.restore(lq)
+        assert out.shape == lq.shape and 0 <= out.min() and out.max() <= 1
+        gains.append(psnr(out, hq) - psnr(lq, hq))
+    assert sum(gains) / len(gains) > 0.1, gains
 
 
 def test_shipped_files_and_model_card_ship_with_the_package() -> None:

@@ -20,23 +20,28 @@ def parity(parity_dir):
     return lq, np.load(parity_dir / "codiff_output.npy"), load_cave(parity_dir / "cave.pth")
 
 
-def _generator(parity_dir):
-    return load_generator(parity_dir / "tiny-sd", parity_dir / "codiff.pkl")
+@pytest.fixture(scope="module")
+def released(parity_dir):
+    """Factory of fresh copies of the generator loaded once from tiny-sd + codiff.pkl."""
+    import copy
+
+    generator = load_generator(parity_dir / "tiny-sd", parity_dir / "codiff.pkl")
+    return lambda: copy.deepcopy(generator)
 
 
 @torch.no_grad()
-def test_unmerged_fp32_matches_release(parity, parity_dir):
+def test_unmerged_fp32_matches_release(parity, released):
     lq, expected, cave = parity
-    generator = _generator(parity_dir)
+    generator = released()
     assert generator.spec.rank_unet == 4 and not generator.merged
     out = generator(lq * 2 - 1, cave.embed(lq)).numpy()
     assert out.shape == expected.shape
     assert np.abs(out - expected).max() < 1e-4
 
 
-def test_merged_pipeline_matches_release(parity, parity_dir):
+def test_merged_pipeline_matches_release(parity, released):
     lq, expected, cave = parity
-    pipeline = CODiffPipeline(_generator(parity_dir), cave, PipelineConfig(merge_lora=True, color_fix="none"))
+    pipeline = CODiffPipeline(released(), cave, PipelineConfig(merge_lora=True, color_fix="none"))
     assert pipeline.generator.merged
     assert not any("lora" in name for name, _ in pipeline.generator.unet.named_parameters())
     raw = pipeline.generate(lq).numpy()

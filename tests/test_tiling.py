@@ -17,7 +17,8 @@ def test_tile_spans_cover_with_overlap_on_the_grid():
         assert all(start % align == 0 for start, _ in spans)
         for (s0, e0), (s1, _) in zip(spans, spans[1:]):
             assert e0 - s1 >= overlap - align  # consecutive tiles overlap by about `overlap`
-        assert all(tile <= end - start < tile + align for start, end in spans[:-1] + spans[-1:]) or length <= tile
+        assert all(end - start < tile + align for start, end in spans)
+        assert len(spans) == 1 or len(spans) == -(-(length - overlap) // (tile - overlap))  # the fewest tiles
 
 
 def test_gaussian_weights_are_symmetric_and_peak_in_the_centre():
@@ -55,10 +56,10 @@ def test_tile_config_validates():
 
 
 # -- the tiny CODiff model ------------------------------------------------------------------------------
-TILED = TileConfig(vae_encoder_tile=96, vae_encoder_overlap=32, vae_decoder_tile=48, vae_decoder_overlap=16,
-                   latent_tile=48, latent_overlap=16)
+TILED = TileConfig(vae_encoder_tile=112, vae_encoder_overlap=48, vae_decoder_tile=56, vae_decoder_overlap=24,
+                   latent_tile=56, latent_overlap=24)  # 2 x 3 tiles in every stage
 HARD_EDGES = TileConfig(vae_encoder_tile=96, vae_encoder_overlap=0, vae_decoder_tile=48, vae_decoder_overlap=0,
-                        latent_tile=48, latent_overlap=0)
+                        latent_tile=48, latent_overlap=0)  # 2 x 2 tiles meeting edge to edge
 
 
 def _borders(tiles: TileConfig, length: int, factor: int = 2) -> list[int]:
@@ -85,15 +86,14 @@ def _seam_jump(error: torch.Tensor, tiles: TileConfig) -> float:
 
 
 @pytest.fixture(scope="module")
-def tiny_outputs():
+def tiny_outputs(codiff_tiny_models):
     from methods.codiff.pipeline import CODiffPipeline, PipelineConfig
-    from methods.codiff.standins import tiny_cave, tiny_generator
 
     torch.manual_seed(1)
-    lq = F.interpolate(torch.rand(1, 3, 8, 12), size=(128, 192), mode="bicubic", align_corners=False)  # 3 x 4 tiles
+    lq = F.interpolate(torch.rand(1, 3, 8, 12), size=(128, 192), mode="bicubic", align_corners=False)
     lq = (lq + 0.03 * torch.randn_like(lq)).clamp(0, 1)
-    pipeline = CODiffPipeline(tiny_generator(), tiny_cave(), PipelineConfig(color_fix="none",
-                                                                             tiles=TileConfig(0, 0, 0, 0, 0, 0)))
+    pipeline = CODiffPipeline(*codiff_tiny_models(), PipelineConfig(color_fix="none",
+                                                                     tiles=TileConfig(0, 0, 0, 0, 0, 0)))
     outputs = {"untiled": pipeline.generate(lq)}
     for name, tiles in (("tiled", TILED), ("hard", HARD_EDGES)):
         pipeline.config = PipelineConfig(color_fix="none", tiles=tiles)
@@ -101,21 +101,19 @@ def tiny_outputs():
     return outputs
 
 
-@pytest.mark.slow
 def test_tiled_output_is_close_to_untiled(tiny_outputs):
     untiled, tiled = tiny_outputs["untiled"], tiny_outputs["tiled"]
     assert tiled.shape == untiled.shape
     error = (tiled - untiled).abs().mean()
-    # every stage runs on several tiles; GroupNorm and attention see only their tile, so the tiny random model
-    # is not reproduced exactly, but the error stays a fraction of the image's own variation, and below
-    # that of the same tiles without overlap
-    assert error < 0.35 * untiled.std()
+    # GroupNorm and attention see only their tile, so the tiny random model (whose output depends on far
+    # context much more than a trained one's) is not reproduced exactly; the error stays a fraction of the
+    # image's own variation, and below that of fewer tiles without overlap
+    assert error < 0.4 * untiled.std()
     assert error < (tiny_outputs["hard"] - untiled).abs().mean()
 
 
-@pytest.mark.slow
 def test_blended_tiles_leave_no_visible_grid(tiny_outputs):
     untiled = tiny_outputs["untiled"]
     assert _seam_jump(tiny_outputs["tiled"] - untiled, TILED) < 2.5
-    # the same tiles without overlap meet edge to edge at column 96: there the error jumps, so the check can fail
+    # tiles without overlap meet edge to edge at column 96 and row 64: there the error jumps (the check can fail)
     assert _seam_jump(tiny_outputs["hard"] - untiled, HARD_EDGES) > 3.0

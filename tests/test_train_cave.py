@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import random
 import subprocess
@@ -16,8 +17,15 @@ import torch
 import yaml
 
 from methods.codiff.training.checkpointing import CheckpointFolder
-from methods.codiff.training.config import CaveTrainConfig, ConfigError, QFComponent, QFMixtureConfig, \
-    from_dict, load_config, merge
+from methods.codiff.training.config import (
+    CaveTrainConfig,
+    ConfigError,
+    QFComponent,
+    QFMixtureConfig,
+    from_dict,
+    load_config,
+    merge,
+)
 from methods.codiff.training.data import QFSampler, build_train_pairs, flip_rotate, train_loader
 from methods.codiff.training.stage1 import CaveTask
 from methods.codiff.training.trainer import RunOptions, Trainer, batch_to_device, make_accelerator
@@ -71,6 +79,16 @@ def test_config_rejects_unknown_keys_and_merges_bases(tmp_path):
         (2e-5, 128, 4, 256)
 
 
+def test_every_shipped_training_config_parses():
+    from methods.codiff.training.config import CodiffTrainConfig
+
+    files = sorted((REPO / "configs" / "train").glob("*.yaml"))
+    assert {"cave.yaml", "cave-tiny.yaml", "codiff.yaml", "codiff-tiny.yaml"} <= {f.name for f in files}
+    for path in files:
+        config = load_config(CaveTrainConfig if path.name.startswith("cave") else CodiffTrainConfig, path)
+        assert config.train.output_dir.startswith("runs/train/"), path
+
+
 def test_qf_mixture_follows_the_release_and_never_draws_excluded_qfs():
     sampler = QFSampler(QFMixtureConfig())
     rng = np.random.default_rng(0)
@@ -98,6 +116,8 @@ def test_pairs_are_a_function_of_the_sample_number(train_images, tmp_path):
     one = next(iter(train_loader(pairs, start_step=3, global_batch=4, rank=0, world_size=1, num_workers=0, seed=0)))
     half = next(iter(train_loader(pairs, start_step=3, global_batch=4, rank=1, world_size=2, num_workers=0, seed=0)))
     assert torch.equal(one["lq"][2:], half["lq"])
+    worker = next(iter(train_loader(pairs, start_step=3, global_batch=4, rank=0, world_size=1, num_workers=1, seed=0)))
+    assert torch.equal(one["lq"], worker["lq"]) and torch.equal(one["qf"], worker["qf"])  # workers change nothing
     variants = {flip_rotate(np.arange(12).reshape(3, 4), m).tobytes() for m in range(8)}
     assert len(variants) == 8
 
@@ -130,7 +150,7 @@ def test_each_mode_reduces_its_loss_on_a_fixed_batch(mode, train_images, tmp_pat
     expected_terms = {"explicit": {"qf"}, "implicit": {"rec"}, "dual": {"rec", "qf"}}[mode]
     assert set(losses[0]) == expected_terms | {"loss"}
     values = [float(step["loss"]) for step in losses]
-    assert all(b < a for a, b in zip(values, values[1:])) and values[-1] < 0.98 * values[0], values
+    assert all(b < a for a, b in itertools.pairwise(values)) and values[-1] < 0.98 * values[0], values
     # a mode trains only what its loss reaches
     assert all(torch.equal(v, task.cave.m_tail.state_dict()[k]) for k, v in decoder.items()) == (mode == "explicit")
     head_weights_same = all(torch.equal(v, task.cave.qf_pred.state_dict()[k]) for k, v in head.items()
@@ -184,13 +204,25 @@ def test_dry_run_writes_nothing_and_bad_configs_exit_2(train_images, tmp_path, c
     assert "no usable training image" in capsys.readouterr().err
 
 
+def test_a_second_run_on_the_same_folder_is_refused(train_images, tmp_path, capsys):
+    from bench.cli import main
+    from bench.lock import RunLock
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(cave_config(train_images, tmp_path / "out")))
+    with RunLock(tmp_path / "out"):
+        assert main(["train-cave", "--config", str(config), "--quiet"]) == 2
+    assert "in use by another codiff-bench process" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
 # -- two processes (gloo) ---------------------------------------------------------------------------------------
 
 @pytest.mark.slow
 def test_two_processes_train_like_one_with_the_same_global_batch(train_images, tmp_path):
     data = cave_config(train_images, tmp_path / "one", val={"folder": None}, train={"steps": 3,
                                                                                     "checkpoint_every": 1})
-    _, single = run_cave(data)
+    run_cave(data)
     two = merge(data, {"train": {"output_dir": str(tmp_path / "two")}})
     config = tmp_path / "two.yaml"
     config.write_text(yaml.safe_dump(two))
@@ -198,7 +230,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(train_images, t
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "--master_port", str(29400 + os.getpid() % 500), "-m", "bench", "train-cave",
                            "--config", str(config), "--quiet"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=240)
+                          timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "two" / "checkpoints" / "step-00000003" / "rng-1.pt").is_file()
     assert not (tmp_path / "one" / "checkpoints" / "step-00000003" / "rng-1.pt").exists()
@@ -236,7 +268,7 @@ trainer.save_tensors = save_then_die
 def test_killed_runs_resume_from_their_last_complete_checkpoint(train_images, tmp_path, reliability_server):
     data = cave_config(train_images, tmp_path / "reference", val={"folder": None},
                        train={"steps": 6, "checkpoint_every": 1})
-    _, reference = run_cave(data)
+    run_cave(data)
     config = tmp_path / "killed.yaml"
     config.write_text(yaml.safe_dump(merge(data, {"train": {"output_dir": str(tmp_path / "killed")}})))
     argv = ["train-cave", "--config", str(config), "--quiet"]

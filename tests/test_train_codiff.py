@@ -74,7 +74,7 @@ def built_task(config: CodiffTrainConfig) -> tuple[CodiffTask, dict]:
     return task, batch_to_device(next(iter(loader)), accelerator.device)
 
 
-COMBINATIONS = {
+COMBINATIONS = {  # the first also runs the UNet and VAE with gradient checkpointing
     "mse": {"gan": 0.0},
     "mse+gan": {},
     "mse+gan(release, no gradient)": {"release_gan_nograd": True},
@@ -91,7 +91,10 @@ def test_loss_combinations_reduce_the_loss_on_a_fixed_batch(name, tiny_weights, 
 
         for key, value in cache_environment(request.getfixturevalue("dists_cache")).items():
             monkeypatch.setenv(key, value)
-    task, batch = built_task(codiff_config(tiny_weights, train_images, tmp_path, loss=loss))
+    checkpointing = name == "mse"
+    task, batch = built_task(codiff_config(tiny_weights, train_images, tmp_path, loss=loss,
+                                           model={"gradient_checkpointing": checkpointing}))
+    assert task.objective.generator.unet.is_gradient_checkpointing == checkpointing
     steps = [task.train_step(batch, step) for step in range(5)]
     terms = {"mse"} | ({"dists"} if loss.get("dists") else set()) | ({"gan", "disc"} if "gan" in name else set())
     assert set(steps[0]) == terms | {"loss"}

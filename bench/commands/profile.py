@@ -51,7 +51,6 @@ def register(subparsers) -> None:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    import sys
     import time
     from dataclasses import replace
     from pathlib import Path
@@ -74,11 +73,15 @@ def profile_command(args: argparse.Namespace) -> int:
         return 2
     cuda = device.startswith("cuda")
     width, height = args.size
-    options = ProfileOptions(
-        methods=args.methods, height=height, width=width, device=device,
-        dtypes=args.dtype or (["fp16"] if cuda else ["fp32"]), runs=args.runs or (20 if cuda else 3),
-        warmup=args.warmup if args.warmup is not None else (3 if cuda else 1), latency=args.latency,
-        peak_tflops=args.peak_tflops)
+    try:
+        options = ProfileOptions(
+            methods=args.methods, height=height, width=width, device=device,
+            dtypes=args.dtype or (["fp16"] if cuda else ["fp32"]), runs=args.runs or (20 if cuda else 3),
+            warmup=args.warmup if args.warmup is not None else (3 if cuda else 1), latency=args.latency,
+            peak_tflops=args.peak_tflops)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
     size = str(width) if width == height else f"{width}x{height}"
     out = Path(args.out or f"runs/profile-{size}")
     bar = tqdm(total=len(options.methods), desc="profile", unit="method", disable=args.quiet)
@@ -94,7 +97,8 @@ def profile_command(args: argparse.Namespace) -> int:
     bar.close()
     gpu = torch.cuda.get_device_name(torch.device(device)) if cuda else None
     provenance = {"git": git_state(), "versions": library_versions(), "device": device_info(device),
-                  "argv": sys.argv[1:], "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                  "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     document = write_outputs(profiles, options, out, provenance, gpu)
     print(format_rows(document["rows"]))
     for note in document["notes"]:

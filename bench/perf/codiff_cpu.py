@@ -12,7 +12,7 @@ compute; attention included); `fvcore` is fvcore's FlopCountAnalysis (convolutio
 it skips attention), traced at 256^2 and scaled by the areas actually run, as those operators scale linearly.
 Achieved GFLOP/s = 2 x total MACs / seconds. `gemm` is a 2048^3 matrix product in the case's dtype, and
 `sgemm` one in float32, both timed in the same process with the same threads just before the run.
-`diff` is the largest difference (8-bit levels) from the first case of the same size (the reference).
+`diff` is the difference (8-bit levels, max and mean) from the first case of the same size (the reference).
 fp16 is not run unless asked: this CPU has no fast fp16 matrix kernels (about 0.3 GFLOP/s).
 """
 
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_case(Case(**{**json.loads(args.child), "tiles": tuple(json.loads(args.child)["tiles"])}))))
+        fields = json.loads(args.child)
+        print(json.dumps(run_case(Case(**{**fields, "tiles": tuple(fields["tiles"])}))))
         return 0
     merges = {"both": (False, True), "on": (True,), "off": (False,)}[args.merge]
     print(f"CODiff, full-size random weights, {args.threads} threads, tiles {args.tiles}", flush=True)
@@ -250,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
-def _diff_levels(reference: Path | None, path: Path) -> int | str:
+def _diff_levels(reference: Path | None, path: Path) -> str:
+    """Max and mean absolute difference from the reference output, in 8-bit levels."""
     import numpy as np
 
     if reference is None:
         return "ref"
-    return int(np.abs(np.load(reference).astype(int) - np.load(path).astype(int)).max())
+    diff = np.abs(np.load(reference).astype(int) - np.load(path).astype(int))
+    return f"{diff.max()} max / {diff.mean():.2f} mean"
 
 
 if __name__ == "__main__":

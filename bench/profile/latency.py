@@ -1,16 +1,18 @@
 """Latency and peak memory of every stage call, on full-size networks with random weights.
 
 CUDA: CUDA events around each call after warm-up, median and 90th percentile over the runs; memory is
-`torch.cuda.max_memory_allocated` once the weights are in place, through the last call, minus what was allocated
-before (weights plus the largest activations). CPU: wall time (time.perf_counter), labelled CPU with the thread count; memory is the growth of
-the process's peak resident set (VmHWM, reset through /proc/self/clear_refs once the weights are built) over the
-resident set before the build. Per-image figures sum calls x per-call statistic over the stages (the stages are timed one by one, so
-the glue between them, a scheduler step or a tile blend, is not included). The networks are built once and cast
-to each dtype in turn.
+`torch.cuda.max_memory_allocated` from the moment the weights are in place through the last call, minus what was
+allocated before (weights plus the largest activations). CPU: wall time (time.perf_counter), labelled CPU with
+the thread count; memory is the growth of the process's peak resident set (VmHWM, reset through
+/proc/self/clear_refs once the weights are built) over the resident set before the build, after freed heap memory
+is returned to the OS. Per-image figures sum calls x per-call statistic over the stages (the stages are timed one
+by one, so the glue between them, a scheduler step or a tile blend, is not included). The networks are built once
+and cast to each dtype in turn.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import statistics
 import time
@@ -68,12 +70,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def _release_free_heap() -> None:
+    """Return freed heap memory to the OS (glibc malloc_trim), so that memory a previous model freed is not
+    reused unseen by the next one's resident-set growth."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _CpuMemory:
     """Peak resident set growth of this process (Linux /proc); the process-lifetime peak where it cannot reset."""
 
     STATUS = Path("/proc/self/status")
 
     def __init__(self) -> None:
+        gc.collect()
+        _release_free_heap()
         self.baseline = self._field("VmRSS")
         self.resettable = False
 
@@ -142,7 +155,6 @@ def measure_latency(arch: Architecture, height: int, width: int, device: str, dt
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(dev)
     else:
-        gc.collect()
         cpu_memory = _CpuMemory()
     with torch.device(dev):
         parts = arch.build_parts()

@@ -7,8 +7,9 @@
   each input extent (conv and linear cost grow with pixels or tokens; attention, the one quadratic term, is
   skipped when it runs through SDPA). Two probes per extent fix the line and one more probe must land exactly on
   it, per operator, or the stage is traced at its full size instead (as a stage whose attention fvcore counts
-  would be). Stages with fixed-size inputs (a prompt, a 384 x 384 thumbnail) are traced once as they are. Weights are uninitialised CPU memory that is only read, so even the SDXL
-  UNet traces without resident weight memory.
+  would be). Stages with fixed-size inputs (a prompt, a 384 x 384 thumbnail) are traced once as they are.
+  Weights are uninitialised CPU memory that is only read, so even the SDXL UNet traces without resident weight
+  memory.
 - torch.utils.flop_counter.FlopCounterMode on the meta device, at the full size directly (no computation):
   convolutions, matmuls and attention (as batched matmuls or SDPA), not norms or elementwise ops. It reports
   FLOPs, here halved to MACs.
@@ -195,7 +196,7 @@ def count_stage_macs(arch: Architecture, height: int, width: int,
         materialize_empty(module)
     probes: dict[str, FvcoreProbe] = {}
     results = []
-    for (stage, call), fc in zip(plan, fc_counts):
+    for (stage, call), fc in zip(plan, fc_counts, strict=True):
         if progress:
             progress(f"{arch.method}: {stage.name}")
         fv = None

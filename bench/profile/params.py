@@ -23,13 +23,11 @@ class PartParams:
     note: str = ""
 
 
-def count_module(module: nn.Module, counts=None) -> tuple[int, int, dict[str, int]]:
-    """(total, lora, per top-level child) over the parameters `counts(name)` selects (all when None)."""
+def count_module(module: nn.Module) -> tuple[int, int, dict[str, int]]:
+    """(total, lora, per top-level child) of a module's parameters."""
     total = lora = 0
     children: dict[str, int] = {}
     for name, param in module.named_parameters():
-        if counts is not None and not counts(name):
-            continue
         n = param.numel()
         total += n
         lora += n if LORA_MARK in name else 0
@@ -44,7 +42,7 @@ def count_parameters(arch: Architecture) -> list[PartParams]:
     for part in arch.parts:
         with torch.device("meta"):
             module = part.build()
-        total, lora, children = count_module(module, part.counts)
+        total, lora, children = count_module(module)
         result.append(PartParams(part.name, total, lora, children, part.note))
         del module
     return result

@@ -177,10 +177,11 @@ def gap_notes(rows: list[dict[str, Any]]) -> list[str]:
                 options.append((abs(value - claimed), f"{row['label']} {label} {value:.2f} T "
                                                       f"({100 * (value - claimed) / claimed:+.1f}%)"))
         best = min(options)[1]
-        notes.append(f"{name} MACs: the paper reports {claimed} T at 1024 x 1024 without naming its counter. Measured: "
-                     + "; ".join(o[1] for o in options) + f". Closest: {best}. fvcore skips attention, "
+        notes.append(f"{name} MACs: the paper reports {claimed} T at 1024 x 1024 without naming its counter. "
+                     "Measured: " + "; ".join(o[1] for o in options) + f". Closest: {best}. fvcore skips attention, "
                      "FlopCounterMode counts it but not norms; unmerged LoRA adds its low-rank branches; the "
-                     "release's latent tiling (rows marked tiled) runs the UNet on overlapping tiles, which costs more.")
+                     "release's latent tiling (rows marked tiled) runs the UNet on overlapping tiles, which costs "
+                     "more.")
     return notes
 
 
@@ -202,9 +203,10 @@ def latex_table(rows: list[dict[str, Any]], size: str) -> str:
             label, str(row["steps"]), cell(row["shown_params_g"], 3, paper_shown),
             cell(row["shown_macs_t"], 2, paper_shown), cell(row["shown_time_s"], 3, paper_shown),
             cell(row["paper_params_g"], 2), cell(row["paper_macs_t"], 2), cell(row["paper_time_s"], 2)]) + " \\\\")
+    kinds = sorted({r["time_kind"] for r in rows if r.get("time_kind")})
     lines += ["\\bottomrule", "\\end{tabular}",
-              f"% Input {size}. MACs: fvcore (attention not counted). $^\\dagger$: the paper's value, parts of the "
-              "method not built here. Time: see profile.json (device, dtype, time_kind)."]
+              (f"% Input {size}. MACs: fvcore (attention through SDPA not counted). $^\\dagger$: the paper's value, "
+               "parts of the method not built here. Time: " + ("; ".join(kinds) or "not measured") + ".")]
     return "\n".join(lines) + "\n"
 
 
@@ -217,7 +219,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             "paper_macs_t", "paper_time_s", "shown_source"]
     table = [header] + [["" if r.get(k) is None else str(r[k]) for k in keys] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in table)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in table)
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:

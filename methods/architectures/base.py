@@ -44,15 +44,11 @@ class Call:
 
 @dataclass
 class Part:
-    """A stored network: `build()` makes it (on the current default device) with random weights.
-
-    `counts(name)` selects the parameters that belong to the deployed method (None: all of them); it lets a
-    part keep modules that inference never runs out of the count (and the note says which).
-    """
+    """A stored network: `build()` makes it (on the current default device) with random weights; every parameter
+    it holds counts, so a part leaves out modules that inference never runs (and its note says so)."""
 
     name: str
     build: Callable[[], nn.Module]
-    counts: Callable[[str], bool] | None = None
     note: str = ""
 
 
@@ -71,7 +67,6 @@ class Stage:
     inputs: Callable[[Extents], list[InputSpec]]
     calls: Callable[[int, int], list[Call]]
     units: Mapping[str, int] = field(default_factory=dict)
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,12 +97,6 @@ class Architecture:
     @property
     def complete(self) -> bool:
         return not self.missing
-
-    def part(self, name: str) -> Part:
-        for part in self.parts:
-            if part.name == name:
-                return part
-        raise KeyError(f"{self.method}: no part named {name!r}")
 
     def build_parts(self, names: list[str] | tuple[str, ...] | None = None) -> dict[str, nn.Module]:
         """Build the named parts (all by default) on the current default device, in eval mode."""

@@ -70,7 +70,7 @@ def build(merged: bool = False, tiled: bool = False) -> Architecture:
         vae_encoder,
         Stage("UNet", ("generator",), lambda p: UNetStep(p["generator"].unet), _unet_inputs,
               unet_calls(tiled, context=_tokens),
-              {"latent": 8, "tokens": 1}, note=tiling),
+              {"latent": 8, "tokens": 1}),
         vae_decoder,
     ]
     variant = [v for v, on in (("merged", merged), ("tiled", tiled)) if on]

@@ -42,7 +42,7 @@ def build(tiled: bool = False) -> Architecture:
         Stage("UNet", ("sd",), lambda p: UNetStep(p["sd"]["unet"]),
               lambda e: [InputSpec((1, 4, *e["latent"])), InputSpec((1,), "timestep"),
                          InputSpec((1, PROMPT_TOKENS, 1024))],
-              unet_calls(tiled), {"latent": 8}, note=tiling_note(tiled)),
+              unet_calls(tiled), {"latent": 8}),
         vae_decoder,
     ]
     return Architecture(

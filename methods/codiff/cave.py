@@ -110,7 +110,8 @@ def _pad_bottom_right(x: torch.Tensor, multiple: int, minimum: int = 0) -> torch
 class CaVE(nn.Module):
     """The CaVE network. Public entry points:
 
-    - `embed(lq)`: visual embedding c_L, (B, tokens, nc3), exactly as the release computes it;
+    - `embed(lq)`: visual embedding c_L, (B, tokens, nc3), exactly as the release computes it
+      (`embed_grid(lq)` is the same before flattening, (B, nc3, h, w));
     - `qf_head_output(lq)`: the QF head's sigmoid output, (B, 1), an estimate of (100 - QF) / 100;
     - `predict_qf(lq)`: the estimated quality factor on the 1-100 scale, (B,);
     - `forward(x)`: (restored, qf_output): the decoder's restoration of x, (B, 3, H, W) on the [0, 1] scale,
@@ -139,10 +140,6 @@ class CaVE(nn.Module):
             nn.Linear(nc[3], 1), nn.Sigmoid(),
         )
 
-    @property
-    def embed_dim(self) -> int:
-        return self.config.nc[3]
-
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Features of every level (x1..x4) and the encoder-body output."""
         x1 = self.m_head(x)
@@ -169,8 +166,6 @@ class CaVE(nn.Module):
     def qf_head_output(self, lq: torch.Tensor) -> torch.Tensor:
         """The QF head's sigmoid output, (B, 1): the estimate of (100 - QF) / 100 that training regresses."""
         return self.qf_pred(self.embed_grid(lq))
-
-    qf_logits_or_output = qf_head_output  # the name the stage-1 trainer uses; a sigmoid value, not a logit
 
     def predict_qf(self, lq: torch.Tensor) -> torch.Tensor:
         """Estimated JPEG quality factor on the 1-100 scale, (B,)."""

@@ -19,8 +19,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from methods.codiff.checkpoint import (DEFAULT_RANK, UNET_ADAPTERS, VAE_ADAPTER, CheckpointError, CODiffCheckpoint,
-                                       LoraSpec, load_codiff_checkpoint)
+from methods.codiff.checkpoint import (DEFAULT_RANK, VAE_ADAPTER, CheckpointError, CODiffCheckpoint, LoraSpec,
+                                       load_codiff_checkpoint)
 from methods.codiff.sd import SDComponents, load_sd_components
 
 TIMESTEP = 499
@@ -66,11 +66,12 @@ def add_lora_adapters(unet: nn.Module, vae: nn.Module, spec: LoraSpec) -> None:
     """Inject the release's adapters with peft (init "gaussian", default alpha) and activate them all."""
     from peft import LoraConfig
 
-    warnings.filterwarnings("ignore", message="Already found a `peft_config`")  # several adapters by design
-    for adapter, targets in spec.unet_targets().items():
-        if targets:
-            unet.add_adapter(LoraConfig(r=spec.rank_unet, init_lora_weights="gaussian", target_modules=targets),
-                             adapter_name=adapter)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")  # several adapters by design
+        for adapter, targets in spec.unet_targets().items():
+            if targets:
+                config = LoraConfig(r=spec.rank_unet, init_lora_weights="gaussian", target_modules=targets)
+                unet.add_adapter(config, adapter_name=adapter)
     unet.set_adapter([a for a, t in spec.unet_targets().items() if t])
     if spec.vae_encoder_modules:
         vae.add_adapter(LoraConfig(r=spec.rank_vae, init_lora_weights="gaussian",

@@ -12,7 +12,8 @@
   sample_latent  sample the VAE posterior instead of taking its mode (default false); seed seeds it
   release_quantization  truncate to 8 bits around the colour fix as the release's script does (default false)
   vae_encoder_tile / vae_encoder_overlap (pixels), vae_decoder_tile / vae_decoder_overlap and
-  latent_tile / latent_overlap (latent pixels): tiling, see methods.codiff.tiling.TileConfig; 0 disables.
+  latent_tile / latent_overlap (latent pixels), cave_tile / cave_overlap (pixels): tiling, see
+                 methods.codiff.tiling.TileConfig; a tile of 0 disables tiling for that stage.
 
 `cave` config: cave (as above), tile / tile_overlap (pixels, 0 = whole image).
 """
@@ -66,6 +67,8 @@ class CodiffOptions:
     vae_decoder_overlap: int = _TILE_DEFAULTS.vae_decoder_overlap
     latent_tile: int = _TILE_DEFAULTS.latent_tile
     latent_overlap: int = _TILE_DEFAULTS.latent_overlap
+    cave_tile: int = _TILE_DEFAULTS.cave_tile
+    cave_overlap: int = _TILE_DEFAULTS.cave_overlap
 
     def pipeline_config(self):
         """The PipelineConfig these options describe (validates dtype, colour fix and tiles)."""
@@ -125,6 +128,11 @@ class CaveOptions:
     cave: str | None = None
     tile: int = 0
     tile_overlap: int = 64
+
+    def __post_init__(self) -> None:
+        if self.tile < 0 or (self.tile and not 0 <= self.tile_overlap < self.tile):
+            raise MethodError(f"cave: need tile >= 0 and 0 <= tile_overlap < tile (got {self.tile}, "
+                              f"{self.tile_overlap})")
 
 
 @register_method("cave")

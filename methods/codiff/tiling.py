@@ -46,15 +46,19 @@ class TileConfig:
 
 
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
-    """(start, end) of the fewest tiles that cover [0, length) overlapping by about `overlap`, spaced evenly,
-    starts on multiples of `align`; the last tile ends at `length` (it is up to align - 1 longer than `tile`
-    when the end is off the grid)."""
+    """(start, end) of the fewest tiles of at most `tile` that cover [0, length) overlapping by about
+    `overlap`: the tiles are shrunk to share the length evenly (less wasted work than full-size tiles), start
+    on multiples of `align`, and the last one ends at `length` (up to align - 1 longer when the end is off
+    the grid)."""
     if length <= tile:
         return [(0, length)]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap must be in [0, tile), got overlap {overlap} for tile {tile}")
     count = math.ceil((length - overlap) / (tile - overlap))
-    last = (length - tile) // align * align
+    size = min(tile, -(-(math.ceil((length - overlap) / count) + overlap) // align) * align)
+    last = (length - size) // align * align
     starts = sorted({round(i * last / (count - 1) / align) * align for i in range(count)})
-    return [(s, s + tile) for s in starts[:-1]] + [(starts[-1], length)]
+    return [(s, s + size) for s in starts[:-1]] + [(starts[-1], length)]
 
 
 def gaussian_weights(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
@@ -72,9 +76,9 @@ def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
               up: int = 1, down: int = 1, align: int | None = None) -> torch.Tensor:
     """fn(x) computed tile by tile and blended: fn maps a (B, C, h, w) tile to (B, C', h*up/down, w*up/down).
 
-    Tiles are `tile` x `tile` (clipped to the input) with starts on multiples of `align` (default `down`;
-    8 keeps tiles on the JPEG block grid). When the input fits in one tile (or tile is 0), fn runs once on
-    the whole input. The result is float32.
+    Tiles are at most `tile` x `tile` (see `tile_spans`) with starts on multiples of `align` (default
+    `down`; 8 keeps tiles on the JPEG block grid). When the input fits in one tile (or tile is 0), fn runs
+    once on the whole input. The result is float32.
     """
     h, w = x.shape[-2:]
     if tile <= 0 or (h <= tile and w <= tile):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-from typing import Any, Callable
-
-log = logging.getLogger(__name__)
+from collections.abc import Callable
+from typing import Any
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +25,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_training_command(args: argparse.Namespace, config_cls: type, task_factory: Callable[[Any], Any]) -> int:
     """Load the config, run the Trainer, print a JSON summary; user errors exit with status 2."""
+    from bench.datasets import DatasetError
+    from bench.lock import RunFolderBusy
+    from bench.protocol import ProtocolError
     from methods.base import MethodError
     from methods.codiff.training.config import ConfigError, load_config
     from methods.codiff.training.trainer import RunOptions, Trainer
@@ -37,9 +38,7 @@ def run_training_command(args: argparse.Namespace, config_cls: type, task_factor
         options = RunOptions(max_steps=args.max_steps, dry_run=args.dry_run, resume=args.resume,
                              progress=not args.quiet)
         result = Trainer(task_factory(config), options).run()
-    except (ConfigError, MethodError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        if not isinstance(exc, (ConfigError, MethodError)) and logging.getLogger().isEnabledFor(logging.DEBUG):
-            raise
+    except (ConfigError, MethodError, DatasetError, ProtocolError, RunFolderBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not result.main_process:

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from bench.yamlfile import read_mapping
+
 
 class ConfigError(ValueError):
     """A training configuration is malformed; the message names the offending key."""
@@ -140,7 +142,10 @@ class CaveModelConfig:
 
 @dataclass
 class CaveLossConfig:
-    """L = rec_weight * L1(decoder, HQ) + qf_weight * L1(QF head, (100-QF)/100), terms chosen by the mode."""
+    """L = rec_weight * L1(decoder, HQ) + qf_weight * L1(QF head, (100-QF)/100), terms chosen by the mode.
+
+    The release weighs the QF term 0.001 in dual learning; alone (explicit mode) give it weight 1, since
+    gradients 1000 times smaller come close to Adam's eps."""
 
     rec_weight: float = 1.0
     qf_weight: float = 0.001
@@ -330,14 +335,9 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: list[st
 def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config mapping; a top-level `base: other.yaml` (relative to this file) is read first and this
     file's sections are merged over it, key by key."""
-    if not path.is_file():
-        raise ConfigError(f"training config {path} not found")
     if path.resolve() in seen:
         raise ConfigError(f"{path}: 'base' configs form a cycle")
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections")
+    data = read_mapping(path, ConfigError, "training config")
     base = data.pop("base", None)
     if base is None:
         return data

@@ -8,9 +8,9 @@ evenly over processes. So the data of a step never depends on workers, process c
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ class QFSampler:
     def __init__(self, config: QFMixtureConfig) -> None:
         if not config.mixture:
             raise ConfigError("data.qf.mixture is empty")
-        excluded = set(int(q) for q in config.exclude)
+        excluded = {int(q) for q in config.exclude}
         self.values: list[np.ndarray] = []
         for i, component in enumerate(config.mixture):
             allowed = [q for q in component.values() if q not in excluded]
@@ -135,7 +135,7 @@ def image_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as img:
             return img.size
-    except Exception:  # any unreadable file is reported by the caller
+    except Exception:  # noqa: BLE001 - any unreadable file is reported by the caller
         return None
 
 

@@ -1,7 +1,8 @@
 """Stage 1: CaVE dual learning (explicit: QF regression; implicit: reconstruction; dual: both).
 
-Adam with MultiStepLR and the release's initialisation. Validation reports, per QF, the decoder's PSNR /
-PSNR-B (the harness's, on luma; modes that train the decoder) and the QF head's squared error in QF units (modes that train it).
+Adam with MultiStepLR and the release's initialisation. Validation reports, per QF, the decoder's PSNR and
+PSNR-B (the harness's, on luma; modes that train the decoder) and the QF head's squared error in QF units
+(modes that train it).
 Exports `cave.pth` (the release's plain state dict) and `cave.safetensors` + `cave.json` (this project's).
 """
 

@@ -73,14 +73,14 @@ class GeneratorObjective(nn.Module):
                                   "cross-attention width)")
             self.register_buffer("prompt", fixed_prompt.detach().clone())
 
-    def train(self, mode: bool = True) -> "GeneratorObjective":
+    def train(self, mode: bool = True) -> GeneratorObjective:
         super().train(mode)
         self.cave.eval()  # frozen: BatchNorm keeps its running statistics
         return self
 
     def hidden_states(self, lq: torch.Tensor) -> torch.Tensor:
         if self.prompt_source == "cave":
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(lq.device.type, enabled=False):  # fp32, as at inference
                 embedding = self.cave.embed(lq.float())
             return self.generator.hidden_states(embedding)
         return self.prompt.to(self.generator.dtype).expand(lq.shape[0], -1, -1)
@@ -140,6 +140,9 @@ class CodiffTask(TrainTask):
         self.accelerator = accelerator
         cfg = self.config
         objective, discriminator = self.build_modules()
+        factor = objective.generator.vae_factor
+        if cfg.data.patch_size % factor or (cfg.val.crop or 0) % factor:
+            raise ConfigError(f"data.patch_size and val.crop must be multiples of the VAE's factor {factor}")
         objective.to(accelerator.device).train()
         if cfg.loss.dists:
             self.dists = DistsLoss().to(accelerator.device)

@@ -21,8 +21,14 @@ from torch import nn
 
 from bench.atomic import atomic_write_text
 from methods.codiff.checkpoint import CheckpointError
-from methods.codiff.training.checkpointing import (STATE_FILE, CheckpointFolder, load_tensors, rng_state,
-                                                   save_tensors, set_rng_state)
+from methods.codiff.training.checkpointing import (
+    STATE_FILE,
+    CheckpointFolder,
+    load_tensors,
+    rng_state,
+    save_tensors,
+    set_rng_state,
+)
 from methods.codiff.training.config import AdamConfig, ConfigError, LoopConfig, to_dict
 from methods.codiff.training.data import ValPair, build_train_pairs, build_val_pairs, train_loader
 from methods.codiff.training.logs import MetricsLog, rows_to_csv
@@ -72,7 +78,7 @@ class TrainTask(ABC):
     def summary(self) -> dict[str, Any]:
         """Parameter counts of each module (all and trainable)."""
         out = {}
-        for name, module in self.modules.items():
+        for name in self.modules:
             params = list(self.unwrap(name).parameters())
             out[name] = {"parameters": sum(p.numel() for p in params),
                          "trainable": sum(p.numel() for p in params if p.requires_grad)}
@@ -233,8 +239,9 @@ class Trainer:
         task.setup(accelerator)
         pairs = build_train_pairs(task.config.data, loop.seed)
         start = 0 if dry else self._resume(accelerator)
-        result = RunResult(step=start, main_process=main, summary={"images": len(pairs), "qf_support": pairs.synth.qf.describe(),
-                                                "processes": accelerator.num_processes, **task.summary()})
+        result = RunResult(step=start, main_process=main, summary={
+            "images": len(pairs), "qf_support": pairs.synth.qf.describe(), "processes": accelerator.num_processes,
+            **task.summary()})
         if dry:
             log.info("dry run: %s", result.summary)
         elif main:
@@ -242,9 +249,10 @@ class Trainer:
         if start >= steps and not dry:
             log.info("%s: already at step %d of %d; nothing to train", task.name, start, steps)
             return result
+        writes = main and not dry
         val_pairs = build_val_pairs(task.config.val, pairs.synth.protocol, task.config.data.data_root) \
-            if main and not dry else []
-        metrics = MetricsLog(self.output, resume_step=start, tensorboard=loop.tensorboard) if main and not dry else None
+            if writes else []
+        metrics = MetricsLog(self.output, resume_step=start, tensorboard=loop.tensorboard) if writes else None
         loader = train_loader(pairs, start_step=start, global_batch=loop.batch_size, rank=accelerator.process_index,
                               world_size=accelerator.num_processes, num_workers=task.config.data.num_workers,
                               seed=loop.seed)
@@ -252,45 +260,43 @@ class Trainer:
 
         bar = tqdm(total=steps, initial=start, desc=f"train-{task.name}", unit="step", dynamic_ncols=True,
                    disable=not (main and self.options.progress))
-        sums: dict[str, torch.Tensor] = {}
-        count, tick = 0, time.perf_counter()
+        meter = LossMeter(loop.batch_size)
         batches = iter(loader)
         try:
             for step in range(start, steps):
-                losses = task.train_step(batch_to_device(next(batches), accelerator.device), step)
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0) + value.detach().float()
-                count += 1
+                meter.add(task.train_step(batch_to_device(next(batches), accelerator.device), step))
                 done = result.step = step + 1
                 bar.update(1)
                 last = done == steps or dry
-                if done % max(1, loop.log_every) == 0 or last:
-                    means = {k: accelerator.reduce(v / count, "mean").item() for k, v in sums.items()}
-                    seconds = (time.perf_counter() - tick) / count
-                    result.losses = means
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()}, refresh=False)
-                    if metrics is not None:
-                        metrics.add("train", {"step": done, **means, **task.learning_rates(),
-                                              "seconds_per_step": seconds,
-                                              "samples_per_second": loop.batch_size / seconds if seconds else math.nan})
-                    sums, count, tick = {}, 0, time.perf_counter()
+                logging_step = last or done % max(1, loop.log_every) == 0
+                if logging_step:
+                    result.losses = self._log_losses(accelerator, meter, metrics, done)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in result.losses.items()}, refresh=False)
                 if dry:
                     break
-                every_val, every_save = task.config.val.every, loop.checkpoint_every
-                if last or (every_val and done % every_val == 0):
+                if last or _every(done, task.config.val.every):
                     result.validation = self._validate(accelerator, val_pairs, metrics, done)
-                if last or (every_save and done % every_save == 0):
+                if last or _every(done, loop.checkpoint_every):
                     result.checkpoint = self._save(accelerator, done, result.validation)
-                if metrics is not None and (last or done % max(1, loop.log_every) == 0):
+                if metrics is not None and logging_step:
                     metrics.flush()
         finally:
             bar.close()
             if metrics is not None:
                 metrics.close()
-        if main and not dry and result.checkpoint is not None:
+        if writes and result.checkpoint is not None:
             result.exported = task.export(self.output)
         accelerator.wait_for_everyone()
         return result
+
+    def _log_losses(self, accelerator: Any, meter: LossMeter, metrics: MetricsLog | None,
+                    step: int) -> dict[str, float]:
+        """Mean losses since the last log, averaged over processes; a `train` row on the main process."""
+        means, seconds = meter.take(accelerator)
+        if metrics is not None:
+            metrics.add("train", {"step": step, **means, **self.task.learning_rates(), "seconds_per_step": seconds,
+                                  "samples_per_second": meter.batch_size / seconds if seconds else math.nan})
+        return means
 
     # -- pieces ---------------------------------------------------------------------------------------------
     def _resume(self, accelerator: Any) -> int:
@@ -335,7 +341,9 @@ class Trainer:
         return rows
 
     def _save(self, accelerator: Any, step: int, validation: list[dict[str, Any]]) -> Path | None:
-        """Write a checkpoint: every process its RNG state, the main process the rest, then commit."""
+        """Write a checkpoint: every process its RNG state, the main process the rest, then commit.
+
+        On several nodes the output folder must be on a file system they share."""
         staging = self.checkpoints.staging(step)
         if accelerator.is_main_process:
             self.checkpoints.prepare_staging(step)
@@ -352,6 +360,31 @@ class Trainer:
             final = self.checkpoints.commit(staging, step, {"stage": self.task.name})
         accelerator.wait_for_everyone()
         return final if final is not None else self.checkpoints.path_for(step)
+
+
+class LossMeter:
+    """Sums of the losses of the steps since the last log, and their wall time."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count, self.tick = 0, time.perf_counter()
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0) + value.detach().float()
+        self.count += 1
+
+    def take(self, accelerator: Any) -> tuple[dict[str, float], float]:
+        """(mean losses over steps and processes, seconds per step), then start over."""
+        means = {k: accelerator.reduce(v / self.count, "mean").item() for k, v in self.sums.items()}
+        seconds = (time.perf_counter() - self.tick) / max(1, self.count)
+        self.sums, self.count, self.tick = {}, 0, time.perf_counter()
+        return means, seconds
+
+
+def _every(step: int, interval: int) -> bool:
+    return bool(interval) and step % interval == 0
 
 
 def batch_to_device(batch: dict[str, Any], device: torch.device) -> Batch:

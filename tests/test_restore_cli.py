@@ -1,0 +1,64 @@
+"""`codiff-bench restore` and `codiff-bench estimate-qf` on folders and files, with stand-in weights."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bench.cli import main
+
+
+def _jpegs(folder, make_images):
+    paths = make_images(folder / "src", [(48, 64), (40, 56)])
+    folder.joinpath("src", "nested").mkdir()
+    jpegs = []
+    for i, path in enumerate(paths):
+        target = path.parent / ("nested" if i else "") / (path.stem + ".jpg")
+        cv2.imwrite(str(target), cv2.imread(str(path)), [cv2.IMWRITE_JPEG_QUALITY, 10])
+        path.unlink()
+        jpegs.append(target)
+    return jpegs
+
+
+def test_restore_folder_and_file_with_codiff(tmp_path, make_images, codiff_standin_weights, capsys):
+    jpegs = _jpegs(tmp_path, make_images)
+    bad = tmp_path / "src" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    w = codiff_standin_weights
+    status = main(["restore", str(tmp_path / "src"), str(jpegs[0]), "-o", str(tmp_path / "out"), "--quiet",
+                   "--sd-path", str(w["sd"]), "--codiff", str(w["codiff"]), "--cave", str(w["cave"]),
+                   "--color-fix", "wavelet", "--latent-tile", "16", "--latent-overlap", "4"])
+    assert status == 1  # the broken file is reported, the others are restored
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "would overwrite" in err  # the file given twice (folder and file)
+    out = tmp_path / "out"
+    first = cv2.imread(str(out / (jpegs[0].stem + ".png")))
+    assert first is not None and first.shape == (48, 64, 3)
+    assert (out / "nested" / (jpegs[1].stem + ".png")).is_file()
+
+
+def test_restore_with_other_methods_and_bad_config(tmp_path, make_images, codiff_standin_weights, capsys):
+    jpegs = _jpegs(tmp_path, make_images)
+    out = tmp_path / "out"
+    assert main(["restore", str(jpegs[0]), "-o", str(out), "--method", "cave", "--quiet",
+                 "--cave", str(codiff_standin_weights["cave"]), "--set", "tile=32", "--set", "tile_overlap=8"]) == 0
+    assert (out / (jpegs[0].stem + ".png")).is_file()
+    assert main(["restore", str(jpegs[0]), "-o", str(out / "j"), "--method", "jpeg", "--quiet"]) == 0
+    restored = cv2.imread(str(out / "j" / (jpegs[0].stem + ".png")))
+    assert np.array_equal(restored, cv2.imread(str(jpegs[0])))
+    assert main(["restore", str(jpegs[0]), "-o", str(out), "--method", "codiff", "--quiet",
+                 "--codiff", str(tmp_path / "none.pkl")]) == 2
+    assert "none.pkl" in capsys.readouterr().err
+
+
+def test_estimate_qf_prints_one_line_per_image(tmp_path, make_images, codiff_standin_weights, capsys):
+    jpegs = _jpegs(tmp_path, make_images)
+    status = main(["estimate-qf", str(tmp_path / "src"), str(tmp_path / "missing.jpg"), "--json",
+                   "--cave", str(codiff_standin_weights["cave"])])
+    captured = capsys.readouterr()
+    assert status == 1 and "missing.jpg" in captured.err
+    lines = [line for line in captured.out.splitlines() if line.startswith("{")]
+    assert len(lines) == len(jpegs)
+    import json
+
+    assert all(1 <= json.loads(line)["qf"] <= 100 for line in lines)

@@ -134,6 +134,20 @@ def test_learnable_prompt_trains_instead_of_proj_and_is_exported(tiny_weights, t
     assert names == ["codiff.pkl", "codiff.safetensors", "prompt.safetensors"]
     assert json.loads((tmp_path / "export" / "prompt.json").read_text())["config"] == {"source": "learnable"}
 
+    # the Table 3 row as a harness method: conditioned on the exported prompt, no CaVE file needed
+    from methods.registry import create_method
+
+    method = create_method("codiff", sd_path=str(tiny_weights["sd"]), codiff=str(tmp_path / "export" / "codiff.pkl"),
+                           prompt="learnable", cave=str(tmp_path / "absent.pth"), color_fix="none", merge_lora=False)
+    assert method.missing_weights() == [] and method.pipeline is None
+    method.load()
+    lq = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        trained = objective.eval()(lq)[0]
+    assert (method.pipeline.generate(lq) * 0.5 + 0.5 - trained).abs().max() < 1e-5
+    with pytest.raises(MethodError, match="prompt must be one of"):
+        create_method("codiff", prompt="dape")
+
 
 def test_empty_prompt_needs_a_text_encoder(tiny_weights, tmp_path):
     with pytest.raises(ConfigError, match=r"text encoder and tokenizer .*text_encoder/config\.json"):

@@ -35,10 +35,13 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
     for message in problems:
         print(f"error: {message}", file=sys.stderr)
     try:
-        cave = load_cave(args.cave or default_cave()).to(args.device)
+        cave_path = args.cave or default_cave()
+        cave = load_cave(cave_path).to(args.device)
     except MethodError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not args.cave:
+        print(f"CaVE: {cave_path}", file=sys.stderr)
     failed = 0
     for path, _ in images:
         try:

@@ -43,6 +43,7 @@ def project_paths(path: str | Path) -> tuple[Path, Path]:
     stem = path.with_suffix("") if path.suffix in PROJECT_SUFFIXES else path
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
+PROMPT_KIND = "codiff-prompt"  # a fixed prompt embedding (Table 3 ablations), written by stage-2 training
 
 def is_project_checkpoint(path: str | Path) -> bool:
     """True when `path` names this project's format (by suffix, or an existing .json/.safetensors pair)."""

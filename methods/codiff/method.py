@@ -5,6 +5,9 @@
                  (default $CODIFF_BENCH_WEIGHTS/stable-diffusion-2-1-base)
   codiff         the official codiff.pkl or this project's NAME.safetensors + NAME.json (default .../codiff.pkl)
   cave           the official cave.pth or this project's pair (default .../cave.pth)
+  prompt         cave (default: condition on proj(CaVE(lq)), the paper) | learnable | empty: condition on the
+                 fixed prompt embedding that stage-2 training exported for the Table 3 ablations
+  prompt_path    that embedding (this project's format; default: `prompt` beside the codiff checkpoint)
   dtype          fp32 (default; the fast path on CPUs) | fp16 (the release's setting on GPUs) | bf16
   color_fix      adain (default, as the release) | wavelet | none
   merge_lora     fold LoRA into the base weights before inference (default true: faster, same output
@@ -26,11 +29,12 @@ from pathlib import Path
 import torch
 
 from methods.base import Method, MethodError, WeightFile, default_weights_dir
-from methods.codiff.checkpoint import is_project_checkpoint, project_paths
+from methods.codiff.checkpoint import PROMPT_KIND, is_project_checkpoint, project_paths
 from methods.codiff.tiling import TileConfig
 from methods.registry import register_method
 
 RELEASE_URL = "https://github.com/jp-guo/CODiff"
+PROMPT_SOURCES = ("cave", "learnable", "empty")
 _TILE_FIELDS = [f.name for f in fields(TileConfig)]
 _TILE_DEFAULTS = TileConfig()
 
@@ -55,6 +59,8 @@ class CodiffOptions:
     sd_path: str | None = None
     codiff: str | None = None
     cave: str | None = None
+    prompt: str = "cave"
+    prompt_path: str | None = None
     dtype: str = "fp32"
     color_fix: str = "adain"
     merge_lora: bool = True
@@ -95,23 +101,40 @@ class Codiff(Method):
             self.pipeline_config = self.opts.pipeline_config()
         except ValueError as exc:
             raise MethodError(f"codiff: {exc}") from exc
+        if self.opts.prompt not in PROMPT_SOURCES:
+            raise MethodError(f"codiff: prompt must be one of {', '.join(PROMPT_SOURCES)}, not {self.opts.prompt!r}")
         self.pipeline = None
+
+    def _prompt_path(self) -> Path:
+        if self.opts.prompt_path:
+            return Path(self.opts.prompt_path).expanduser()
+        return _path(self.opts.codiff, "codiff.pkl").parent / "prompt.safetensors"
 
     def required_weights(self) -> list[WeightFile]:
         from methods.codiff.sd import sd_weight_files
 
+        if self.opts.prompt == "cave":
+            condition = checkpoint_files(_path(self.opts.cave, "cave.pth"), "CaVE weights", "cave.pth")
+        else:
+            where = f"exported by `codiff-bench train-codiff` with model.prompt {self.opts.prompt}, beside codiff.pkl"
+            condition = [WeightFile(f"prompt embedding ({p.suffix[1:]})", p, where)
+                         for p in project_paths(self._prompt_path())]
         return [*sd_weight_files(self.opts.sd_path),
                 *checkpoint_files(_path(self.opts.codiff, "codiff.pkl"), "CODiff weights", "codiff.pkl"),
-                *checkpoint_files(_path(self.opts.cave, "cave.pth"), "CaVE weights", "cave.pth")]
+                *condition]
 
     def _load(self) -> None:
         from methods.codiff.cave import load_cave
+        from methods.codiff.checkpoint import load_project
         from methods.codiff.generator import load_generator
         from methods.codiff.pipeline import CODiffPipeline
 
         generator = load_generator(self.opts.sd_path, str(_path(self.opts.codiff, "codiff.pkl")))
-        cave = load_cave(_path(self.opts.cave, "cave.pth"))
-        self.pipeline = CODiffPipeline(generator, cave, self.pipeline_config, self.device)
+        if self.opts.prompt == "cave":
+            cave, prompt = load_cave(_path(self.opts.cave, "cave.pth")), None
+        else:
+            cave, prompt = None, load_project(self._prompt_path(), PROMPT_KIND)[0]["prompt"]
+        self.pipeline = CODiffPipeline(generator, cave, self.pipeline_config, self.device, prompt=prompt)
 
     def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
         self.load()

@@ -49,17 +49,24 @@ def _truncate8(x: torch.Tensor) -> torch.Tensor:
 
 
 class CODiffPipeline:
-    """`pipeline(lq)` restores a batch (B, 3, H, W) in [0, 1] and returns the same shape in [0, 1]."""
+    """`pipeline(lq)` restores a batch (B, 3, H, W) in [0, 1] and returns the same shape in [0, 1].
 
-    def __init__(self, generator: CODiffGenerator, cave: CaVE, config: PipelineConfig | None = None,
-                 device: str | torch.device = "cpu") -> None:
+    The UNet is conditioned on proj(CaVE(lq)) (the paper), or, for the prompt ablations (Table 3), on a fixed
+    prompt embedding (1, tokens, width) learned or taken from the empty text prompt; then `cave` is None.
+    """
+
+    def __init__(self, generator: CODiffGenerator, cave: CaVE | None, config: PipelineConfig | None = None,
+                 device: str | torch.device = "cpu", prompt: torch.Tensor | None = None) -> None:
+        if (cave is None) == (prompt is None):
+            raise ValueError("condition CODiff on exactly one of a CaVE or a fixed prompt embedding")
         self.config = config or PipelineConfig()
         self.device = torch.device(device)
         if self.config.merge_lora:
             generator.merge_lora()  # merged in float32, before any cast
         generator.sample_latent = self.config.sample_latent
         self.generator = generator.to(self.device, DTYPES[self.config.dtype]).eval()
-        self.cave = cave.to(self.device, torch.float32).eval()
+        self.cave = cave.to(self.device, torch.float32).eval() if cave is not None else None
+        self.prompt = prompt.to(self.device, self.generator.dtype) if prompt is not None else None
 
     @torch.inference_mode()
     def generate(self, lq: torch.Tensor) -> torch.Tensor:
@@ -69,8 +76,11 @@ class CODiffPipeline:
         h, w = lq.shape[-2:]
         f = gen.vae_factor
         x = F.pad(lq, (0, -w % f, 0, -h % f), mode="replicate") if (h % f or w % f) else lq
-        grid = tiled_map(self.cave.embed_grid, x, tiles.cave_tile, tiles.cave_overlap, down=CAVE_STRIDE)
-        hidden = gen.hidden_states(grid.flatten(2).transpose(1, 2))
+        if self.prompt is not None:
+            hidden = self.prompt.expand(x.shape[0], -1, -1)
+        else:
+            grid = tiled_map(self.cave.embed_grid, x, tiles.cave_tile, tiles.cave_overlap, down=CAVE_STRIDE)
+            hidden = gen.hidden_states(grid.flatten(2).transpose(1, 2))
         x = (x * 2 - 1).to(gen.dtype)
         moments = tiled_map(gen.posterior_moments, x, tiles.vae_encoder_tile, tiles.vae_encoder_overlap, down=f)
         if self.config.sample_latent:

@@ -72,8 +72,7 @@ def _weights_file(folder: Path) -> Path:
 def sd_weight_files(path_or_id: str | Path | None) -> list[WeightFile]:
     """Every file of the base model that CODiff reads, as WeightFiles that say where they belong."""
     root = resolve_sd_path(path_or_id)
-    where = (f"a {DEFAULT_FOLDER_NAME} model folder (diffusers layout, from the hub repository {HUB_ID}); "
-             "pass its path as sd_path / --sd-path, or put it in the Hugging Face cache and pass the hub id")
+    where = f"from the hub repository {HUB_ID}; set sd_path / --sd-path to its folder, or to the hub id if cached"
     files = [WeightFile(f"SD {rel}", root / rel, where) for rel in CONFIG_FILES]
     files += [WeightFile(f"SD {part} weights", _weights_file(root / part), where) for part in ("unet", "vae")]
     return files

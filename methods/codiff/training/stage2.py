@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.codiff.cave import CaVE, load_cave
-from methods.codiff.checkpoint import save_codiff_checkpoint, save_project
+from methods.codiff.checkpoint import PROMPT_KIND, save_codiff_checkpoint, save_project
 from methods.codiff.discriminator import LatentDiscriminator
 from methods.codiff.generator import CODiffGenerator, release_lora_spec
 from methods.codiff.sd import load_sd_components, resolve_sd_path
@@ -36,7 +36,6 @@ from methods.codiff.training.validation import ValidationScores
 log = logging.getLogger(__name__)
 
 PROMPT_TOKENS = 77
-PROMPT_KIND = "codiff-prompt"
 
 
 def empty_prompt_embedding(sd_path: str) -> torch.Tensor:

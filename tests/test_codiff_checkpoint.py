@@ -105,3 +105,19 @@ def test_conversion_command(codiff_standin_weights, tmp_path, capsys):
     assert (tmp_path / "c.safetensors").is_file() and (tmp_path / "c.json").is_file()
     assert main([str(tmp_path / "nothing.pkl"), str(tmp_path / "d.pkl")]) == 2
     assert "nothing.pkl" in capsys.readouterr().err
+
+
+def test_sd_weights_that_do_not_fill_the_model_are_refused(codiff_standin_weights, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    sd = tmp_path / "sd"
+    shutil.copytree(codiff_standin_weights["sd"], sd)
+    vae_file = sd / "vae" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(vae_file)
+    renamed = {("wrong." + k if k.startswith("decoder.") else k): v for k, v in tensors.items()}
+    save_file(renamed, str(vae_file))
+    with pytest.raises(CheckpointError, match=r"vae[/\\]diffusion_pytorch_model.safetensors does not hold the "
+                                              r"AutoencoderKL .*missing keys: decoder\."):
+        load_sd_components(sd)

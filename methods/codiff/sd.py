@@ -88,12 +88,25 @@ def load_sd_components(path_or_id: str | Path | None, dtype: torch.dtype = torch
         raise CheckpointError(f"Stable Diffusion base model at {root}: missing " +
                               ", ".join(str(w.path) for w in missing) + f" ({missing[0].where})")
     try:
-        unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=dtype)
+        unet = _load_strict(UNet2DConditionModel, root, "unet", dtype)
+        vae = _load_strict(AutoencoderKL, root, "vae", dtype)
         scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler")
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"Stable Diffusion base model at {root} could not be loaded: {exc}") from exc
     return SDComponents(unet.eval(), vae.eval(), scheduler)
+
+
+def _load_strict(cls, root: Path, subfolder: str, dtype: torch.dtype):
+    """`cls.from_pretrained`, refusing a weights file whose tensors do not fill the model (diffusers only warns
+    and leaves those weights random)."""
+    model, info = cls.from_pretrained(root, subfolder=subfolder, torch_dtype=dtype, output_loading_info=True)
+    problems = {k: info.get(k) for k in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(k)}
+    if problems:
+        detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v[:5]))}{' ...' if len(v) > 5 else ''}"
+                           for k, v in problems.items())
+        raise CheckpointError(f"{root / subfolder / _weights_file(root / subfolder).name} does not hold the "
+                              f"{cls.__name__} that {root / subfolder / 'config.json'} describes ({detail})")
+    return model
 
 
 def build_sd_from_configs(folder: str | Path = SD21_CONFIGS, seed: int = 0,

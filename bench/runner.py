@@ -136,6 +136,8 @@ class Runner:
             store.set_skipped("method", skipped_methods)
             store.set_methods({label: (m.fingerprint(), m.describe()) for label, m in methods.items()})
             store.set_scope([(e.dataset, e.image, qf) for e in entries for qf in self.config.qf])
+            for name in store.invalidate_changed_metrics({n: m.fingerprint() for n, m in metrics.items()}):
+                log.info("metric %s changed (options, version or weight files): its stored values are recomputed", name)
 
         known = {r["path"]: r for files in (store.get_meta("manifest") or {}).get("weights", {}).values()
                  for r in files}

@@ -107,6 +107,17 @@ class ResultsStore:
             c.executemany("INSERT INTO methods VALUES (?, ?, ?)",
                           [(label, fp, json.dumps(desc, default=str)) for label, (fp, desc) in methods.items()])
 
+    def invalidate_changed_metrics(self, fingerprints: dict[str, str]) -> list[str]:
+        """Drop stored values of metrics whose fingerprint (options, library version, weight files) changed
+        since they were computed; record the current fingerprints. Returns the invalidated metric names."""
+        known = self.get_meta("metric_fingerprints", {})
+        changed = sorted(n for n, fp in fingerprints.items() if n in known and known[n] != fp)
+        with self.transaction() as c:
+            c.executemany("DELETE FROM results WHERE metric = ?", [(n,) for n in changed])
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('metric_fingerprints', ?)",
+                      (json.dumps({**known, **fingerprints}),))
+        return changed
+
     def set_scope(self, units: list[tuple[str, str, int]]) -> None:
         """Record the (dataset, image, QF) triples of the run as configured now; rows outside them (images
         or QFs dropped from the config) stop counting as current results."""

@@ -114,3 +114,21 @@ def test_results_follow_the_current_scope_of_images_and_qfs(tmp_path, image_fold
     Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
     with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
         assert len(store.results_frame()) == 3 * 2 * 2
+
+
+def test_a_changed_metric_invalidates_only_its_own_values(tmp_path, image_folder, monkeypatch):
+    from bench.metrics.base import Metric
+
+    config = _config(tmp_path, image_folder, ["jpeg"])
+    Runner(config, progress=False).run()
+    with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
+        before = store.results_frame().set_index(["image", "qf", "metric"])["value"]
+    original = Metric.fingerprint
+    monkeypatch.setattr(Metric, "fingerprint", lambda self: "changed" if self.name == "ssim" else original(self))
+    summary = Runner(_config(tmp_path, image_folder, ["jpeg"]), progress=False).run()
+    assert summary.restored == 0 and summary.reused == 6
+    with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
+        after = store.results_frame()
+        created = dict(store.conn.execute("SELECT metric, max(created) FROM results GROUP BY metric").fetchall())
+        first = dict(store.conn.execute("SELECT metric, min(created) FROM results GROUP BY metric").fetchall())
+    assert len(after) == len(before) and created["ssim"] > created["psnr"] and first["ssim"] > created["psnr"]

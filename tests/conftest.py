@@ -41,6 +41,17 @@ def write_random_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 
     return paths
 
 
+@pytest.fixture
+def one_thread():
+    """Run the test's torch work on one thread (the suite shares two cores), restoring the count after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def make_images():
     """Factory: `make_images(folder, [(h, w), ...], seed=0)` writes smooth random PNGs."""

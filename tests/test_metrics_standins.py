@@ -17,15 +17,6 @@ from bench.metrics.files import load_tensors
 LEARNED = ["lpips", "dists", "musiq", "maniqa", "clipiqa"]
 
 
-@pytest.fixture
-def one_thread():
-    """These tests share two cores with others: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def read_state(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file

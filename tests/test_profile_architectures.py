@@ -15,11 +15,8 @@ PAPER_CODIFF_PARAMS = 1.00e9  # Table 2
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here runs on one thread."""
 
 
 def _meta(build):

@@ -124,15 +124,6 @@ def test_pairs_are_a_function_of_the_sample_number(train_images, tmp_path):
 
 # -- the three modes ----------------------------------------------------------------------------------------
 
-@pytest.fixture
-def one_thread():
-    """Steps taken outside the Trainer (which sets train.threads itself) run on one thread too."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("mode", ["explicit", "implicit", "dual"])
 def test_each_mode_reduces_its_loss_on_a_fixed_batch(mode, train_images, tmp_path, one_thread):
     config = from_dict(CaveTrainConfig, cave_config(train_images, tmp_path, mode=mode,

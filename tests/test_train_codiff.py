@@ -40,14 +40,6 @@ def dists_cache(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def codiff_config(weights: dict[str, Path], images: Path, output: Path, **sections) -> CodiffTrainConfig:
     """A tiny stage-2 config: LoRA rank 4, 32 px patches, batch 2, fp32, one thread, no DISTS."""
     base = {

@@ -15,7 +15,7 @@ def test_tile_spans_cover_with_overlap_on_the_grid():
         spans = tile_spans(length, tile, overlap, align)
         assert spans[0][0] == 0 and spans[-1][1] == length
         assert all(start % align == 0 for start, _ in spans)
-        for (s0, e0), (s1, _) in zip(spans, spans[1:]):
+        for (_, e0), (s1, _) in zip(spans[:-1], spans[1:], strict=True):
             assert e0 - s1 >= overlap - align  # consecutive tiles overlap by about `overlap`
         assert all(end - start < tile + align for start, end in spans)
         assert len(spans) == 1 or len(spans) == -(-(length - overlap) // (tile - overlap))  # the fewest tiles

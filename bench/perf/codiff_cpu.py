@@ -62,12 +62,13 @@ def full_size_pipeline(dtype: str, merge: bool, tiles, device: str = "cpu", seed
         sd = build_sd_from_configs(SD21_CONFIGS, seed)
         generator = randomize_lora(CODiffGenerator(sd, release_lora_spec(sd.unet, sd.vae)), std=0.002)
         cave = init_cave_weights(CaVE())
+    # the one-step update reads the scheduler's alphas as numbers: keep them off the meta device
     generator.scheduler = DDPMScheduler.from_config(DDPMScheduler.load_config(SD21_CONFIGS / "scheduler"))
     config = PipelineConfig(dtype=dtype, merge_lora=merge, tiles=TileConfig(*tiles))
     return CODiffPipeline(generator, cave, config, device)
 
 
-def test_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
+def sample_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
     torch.manual_seed(seed)
     small = torch.rand(1, 3, max(height // 16, 1), max(width // 16, 1))
     return torch.nn.functional.interpolate(small, size=(height, width), mode="bicubic").clamp(0, 1)
@@ -169,7 +170,7 @@ def run_case(case: Case) -> dict:
     build_s, loaded = time.perf_counter() - start, current_rss_gb()
     rates = fvcore_rates(pipeline)
     record = record_stages(pipeline)
-    lq = test_image(case.height, case.width)
+    lq = sample_image(case.height, case.width)
     sgemm, gemm = gemm_gflops(torch.float32), gemm_gflops(DTYPES[case.dtype])
     start = time.perf_counter()
     with torch.inference_mode():

@@ -133,7 +133,7 @@ class LoraSpec:
     def unet_targets(self) -> dict[str, list[str]]:
         """Adapter name -> its target modules, in the release's order."""
         lists = (self.unet_encoder_modules, self.unet_decoder_modules, self.unet_others_modules)
-        return dict(zip(UNET_ADAPTERS, lists))
+        return dict(zip(UNET_ADAPTERS, lists, strict=True))
 
 
 @dataclass

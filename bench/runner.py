@@ -92,8 +92,9 @@ class Runner:
         self._check_run_folder()
         lock_name = ".lock" if self.shard.is_main else f".lock-rank{self.shard.rank}"
         with RunLock(self.run_dir, lock_name):
-            if self.shard.is_main:
+            if self.shard.is_main:  # one process creates the store (schema, WAL mode) before the others open it
                 remove_stale_temporaries(self.run_dir)
+                ResultsStore.in_run_dir(self.run_dir).close()
             self.shard.barrier()
             with ResultsStore.in_run_dir(self.run_dir) as store:
                 return self._run(store)

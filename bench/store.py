@@ -86,9 +86,15 @@ class ResultsStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write: all of it lands, or none of it."""
-        with self.conn:
+        """One atomic write: all of it lands, or none of it. BEGIN IMMEDIATE takes the write lock up front, so a
+        writer waits (busy timeout) for another process's write instead of failing on a stale snapshot."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
             yield self.conn
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
 
     # -- meta ---------------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:

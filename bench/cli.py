@@ -1,19 +1,28 @@
 """`codiff-bench`: the command-line entry point.
 
-Each sub-command lives in its own module under `bench.commands` and defines
-`register(subparsers) -> None`, which adds its parser and sets `func` to a callable taking the parsed
-arguments and returning an exit status.
+Sub-commands are entries of the `command` registry: the harness's own (`bench.commands`), and those that
+installed packages declare in the entry-point group `codiff_bench.commands` (CODiff's training and analysis
+commands among them). Each entry is a `register(subparsers)` function that adds its parser and sets `func`
+to a callable taking the parsed arguments and returning an exit status. Command modules import only light
+dependencies at top level, so that `--help` starts fast.
+
+Every user-facing error derives from `bench.core.errors.BenchError`: it is caught here, once, and printed as
+one message with exit status 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import pkgutil
 import sys
 
-import bench.commands
+from bench.core.errors import BenchError
+from bench.core.registry import registry
+
+COMMANDS = registry("command", group="codiff_bench.commands", builtins={
+    name: f"bench.commands.{module}:register" for name, module in {
+        "run": "run", "report": "report", "weights": "weights", "restore": "restore", "profile": "profile",
+        "methods": "catalog", "metrics": "catalog"}.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "pyiqa metrics, complexity profiling and HTML reports.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(bench.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"bench.commands.{info.name}")
-        module.register(subparsers)
+    registered = set()
+    for name in COMMANDS.names():
+        register = COMMANDS.get(name)
+        if register not in registered:  # one module may register several commands
+            registered.add(register)
+            register(subparsers)
     return parser
 
 
@@ -36,7 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as exc:
+        print(f"codiff-bench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"codiff-bench {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

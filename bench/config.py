@@ -1,34 +1,62 @@
-"""Run configuration: YAML files with sensible defaults, overridden by command-line flags."""
+"""Run configuration: a typed YAML config (see `bench.core.config`) with defaults, overridden by flags.
+
+`methods` entries are names or mappings (`MethodSpec.parse`); `method_defaults` gives options once for every
+entry of a method (for example the Stable Diffusion folder of all `codiff` rows); `analyses` lists post-run
+analyses by name or `{name: ..., options}`.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from bench.protocol import JpegProtocol
-from bench.yamlfile import read_mapping
-from methods.base import MethodSpec
+from bench.core.config import apply_overrides, from_dict, merge, read_yaml, to_dict
+from bench.core.errors import ConfigError
+from bench.core.protocol import JpegProtocol
 
-_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-ALL_METRICS = ["psnr", "ssim", "psnr_b", "lpips", "dists", "musiq", "maniqa", "clipiqa"]
+DEFAULT_METRICS = ["psnr", "ssim", "psnr_b", "lpips", "dists", "musiq", "maniqa", "clipiqa"]
 
 
-class ConfigError(ValueError):
-    """A run configuration is malformed."""
+@dataclass
+class MethodSpec:
+    """A method as a run config names it: a display label, the registered method, and its options."""
+
+    label: str
+    method: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, entry: str | dict[str, Any], defaults: dict[str, dict[str, Any]] | None = None) -> "MethodSpec":
+        """Accept 'jpeg' or {'name': 'codiff-fp32', 'method': 'codiff', 'dtype': 'fp32', ...}; options in
+        `defaults[method]` apply where the entry is silent."""
+        if isinstance(entry, str):
+            entry = {"method": entry}
+        if not isinstance(entry, dict):
+            raise ConfigError(f"a method entry must be a name or a mapping, not {entry!r}")
+        entry = dict(entry)
+        method = entry.pop("method", None) or entry.get("name")
+        label = entry.pop("name", None) or method
+        if not method:
+            raise ConfigError(f"method entry {entry!r} names no method")
+        options = dict(entry.pop("config", None) or {})
+        options.update(entry)
+        options = merge(dict((defaults or {}).get(str(method)) or {}), options)
+        return cls(label=str(label), method=str(method), config=options)
 
 
 @dataclass
 class RunConfig:
-    """Everything a run needs. `methods` entries are names or mappings (see `MethodSpec.parse`)."""
+    """Everything a run needs."""
 
     datasets: list[str] = field(default_factory=lambda: ["sample"])
     images: list[str] = field(default_factory=list)
     qf: list[int] = field(default_factory=lambda: [10])
     methods: list[Any] = field(default_factory=lambda: ["jpeg"])
-    metrics: list[str] = field(default_factory=lambda: list(ALL_METRICS))
-    protocol: dict[str, Any] = field(default_factory=dict)
+    method_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    protocol: JpegProtocol = field(default_factory=JpegProtocol)
+    analyses: list[Any] = field(default_factory=list)
     run_dir: str = "runs/default"
     data_root: str | None = None
     limit: int | None = None
@@ -37,25 +65,17 @@ class RunConfig:
     seed: int = 0
     max_pixels: int | None = 16_000_000
     report: bool = True
-    cave_analysis: dict[str, Any] | None = None  # after scoring: bench.analysis.cave.CaveAnalysisConfig keys
-    sources: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list, init=False)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "RunConfig":
-        data = read_mapping(path, ConfigError, "run config")
-        config = cls.from_dict(expand_env(data))
+    def from_file(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "RunConfig":
+        config = cls.from_dict(apply_overrides(read_yaml(path, "run config"), list(overrides or [])))
         config.sources.append(str(path))
         return config
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown run config keys: {sorted(unknown)}; known: {sorted(names)}")
-        config = cls(**data)
-        config.validate()
-        return config
+        return from_dict(cls, data)
 
     def override(self, **values: Any) -> "RunConfig":
         """Apply command-line values (None means 'not given')."""
@@ -70,56 +90,31 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, (str, int)):
                 setattr(self, name, [value])
-        self.qf = [int(q) for q in self.qf]
-        bad = [q for q in self.qf if not 1 <= q <= 100]
+        bad = [q for q in self.qf if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100]
         if bad:
-            raise ConfigError(f"quality factors must be within 1..100: {bad}")
-        self.jpeg_protocol()
+            raise ConfigError(f"quality factors must be whole numbers within 1..100, not {bad}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be at least 1 image per dataset, not {self.limit}")
+        if not self.methods:
+            raise ConfigError("no methods to run: name at least one (see `codiff-bench methods`)")
+        if not self.datasets and not self.images:
+            raise ConfigError("no datasets to run on: name one (see datasets.yaml) or give a folder with --images")
         self.method_specs()
-        self.cave_analysis_config()
-
-    def jpeg_protocol(self) -> JpegProtocol:
-        return JpegProtocol.from_dict(self.protocol)
 
     def method_specs(self) -> list[MethodSpec]:
-        specs = [MethodSpec.parse(m) for m in self.methods]
+        specs = [MethodSpec.parse(m, self.method_defaults) for m in self.methods]
         labels = [s.label for s in specs]
         dupes = {x for x in labels if labels.count(x) > 1}
         if dupes:
             raise ConfigError(f"method labels must be unique: {sorted(dupes)} (give each entry a `name`)")
         return specs
 
-    def cave_analysis_config(self):
-        """The CaVE analysis to run into `<run_dir>/cave_analysis/` after scoring, or None."""
-        if self.cave_analysis is None:
-            return None
-        from bench.analysis.cave import CaveAnalysisConfig, CaveAnalysisError
-
-        try:
-            return CaveAnalysisConfig.from_dict(self.cave_analysis)
-        except (CaveAnalysisError, TypeError) as exc:
-            raise ConfigError(f"cave_analysis: {exc}") from exc
-
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_dict(self)
 
 
-def expand_env(value: Any) -> Any:
-    """`${VAR}` and `${VAR:-default}` replaced in every string of a loaded config (lists and mappings too).
+def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> RunConfig:
+    """The config at `path` (the embedded default when None), with `--set` overrides applied."""
+    from bench.core.resources import embedded_file
 
-    A variable that is unset (or empty) and has no default stays as written, so messages about the path
-    show which variable to set.
-    """
-    if isinstance(value, str):
-        return _ENV_VAR.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None
-                                                                      else m.group(0)), value)
-    if isinstance(value, list):
-        return [expand_env(v) for v in value]
-    if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
-    return value
-
-
-def load_config(path: str | os.PathLike | None) -> RunConfig:
-    """The config at `path`, or the defaults."""
-    return RunConfig.from_file(path) if path else RunConfig()
+    return RunConfig.from_file(path or embedded_file("default.yaml"), overrides)

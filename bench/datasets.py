@@ -12,15 +12,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.imageio import list_images
-from bench.yamlfile import read_mapping
+from bench.core.imageio import list_images
+from bench.core.config import read_mapping
+from bench.core.resources import embedded_file
+from bench.core.errors import BenchError, UnknownNameError
 
 DATA_ROOT_ENV = "CODIFF_BENCH_DATA"
 DATASETS_FILE_ENV = "CODIFF_BENCH_DATASETS"
 
 
-class DatasetError(ValueError):
+class DatasetError(BenchError, ValueError):
     """A dataset is unknown, missing or incomplete; the message says what was expected where."""
+
+
+class UnknownDatasetError(UnknownNameError, DatasetError):
+    """A dataset name that datasets.yaml does not register."""
+
+    def __init__(self, name: str, registry: dict[str, Any]) -> None:
+        super().__init__("dataset", name, registry)
+        self.args = (f"{self} (or pass a folder of images with --images)",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,11 @@ class Dataset:
     root: Path
     files: tuple[Path, ...]
     description: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
     def image_id(self, path: Path) -> str:
         """The image's path relative to the set's root (unique within the set, extension included)."""
@@ -41,17 +56,17 @@ class Dataset:
 
 
 def default_datasets_file() -> Path:
-    """datasets.yaml: $CODIFF_BENCH_DATASETS, else the current folder's, else the one beside the packages."""
+    """datasets.yaml: $CODIFF_BENCH_DATASETS, else the current folder's, else the one the package ships."""
     if os.environ.get(DATASETS_FILE_ENV):
         return Path(os.environ[DATASETS_FILE_ENV])
     local = Path.cwd() / "datasets.yaml"
     if local.is_file():
         return local
-    return Path(__file__).resolve().parent.parent / "datasets.yaml"
+    return embedded_file("datasets.yaml")
 
 
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    return read_mapping(path or default_datasets_file(), DatasetError, "dataset registry")
+    return read_mapping(path or default_datasets_file(), "dataset registry", DatasetError)
 
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
@@ -64,10 +79,9 @@ def resolve_dataset(name: str, *, root: str | os.PathLike | None = None,
     """Resolve a registered dataset name to its files, checking presence and the expected count."""
     registry = registry if registry is not None else load_registry()
     if name not in registry:
-        raise DatasetError(f"unknown dataset {name!r}; registered: {', '.join(sorted(registry))} "
-                           "(or pass a folder with --images)")
+        raise UnknownDatasetError(name, registry)
     entry = registry[name]
-    description = entry.get("description", "")
+    description, label = entry.get("description", ""), entry.get("label", name)
     if "package" in entry:
         spec = importlib.util.find_spec(entry["package"])
         if spec is None or not spec.submodule_search_locations:
@@ -77,7 +91,7 @@ def resolve_dataset(name: str, *, root: str | os.PathLike | None = None,
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise DatasetError(f"dataset {name!r}: files missing from the installed package: {missing}")
-        return Dataset(name, folder, files, description)
+        return Dataset(name, folder, files, description, label)
     base = data_root(root)
     if base is None:
         raise DatasetError(f"dataset {name!r} lives under a data root: set {DATA_ROOT_ENV} or pass --data-root, "
@@ -90,7 +104,7 @@ def resolve_dataset(name: str, *, root: str | os.PathLike | None = None,
     expected = entry.get("count")
     if expected is not None and len(files) != int(expected):
         raise DatasetError(f"dataset {name!r}: expected {expected} images in {folder}, found {len(files)}")
-    return Dataset(name, folder, files, description)
+    return Dataset(name, folder, files, description, label)
 
 
 def folder_dataset(folder: str | os.PathLike, name: str | None = None) -> Dataset:

@@ -52,7 +52,7 @@ class Plan:
         source = ", ".join(cfg.sources) or "the default configuration"
         units = sum(b.images or 0 for b in self.blocks)
         lines = [f"Dry run of {source}: nothing is computed or written.",
-                 f"run folder: {cfg.run_dir}; protocol: {cfg.jpeg_protocol().to_dict()}",
+                 f"run folder: {cfg.run_dir}; protocol: {cfg.protocol.to_dict()}",
                  f"metrics: {', '.join(cfg.metrics)}",
                  f"{len(self.blocks)} blocks (dataset x QF x method), {units} image restorations:", ""]
         width = max([len(b.dataset) for b in self.blocks] + [7])
@@ -75,7 +75,8 @@ class Plan:
 
 
 def plan_run(config: RunConfig) -> Plan:
-    """Resolve everything `config` needs without computing anything."""
+    """The run engine's own plan of `config` (lenient: absent data and broken methods are listed), with
+    every block and what each method still lacks; nothing is computed or written."""
     from bench.distributed import Shard
     from bench.runner import Runner
 
@@ -83,74 +84,50 @@ def plan_run(config: RunConfig) -> Plan:
     runner = Runner(config, progress=False, shard=Shard())  # one process: a plan starts no process group
     for var, where in unset_variables(config.to_dict()):
         plan.add(ENV, f"{var} is not set (used in {', '.join(where)})")
-    datasets, absent = _resolve_datasets(config, plan)
-    entries = runner.entries(datasets)
+    run = runner.plan(lenient=True)
+    for why in run.absent_datasets.values():
+        plan.add(DATA, why)
+    for label, why in run.broken_methods.items():
+        plan.add(CONFIG, f"{label}: {why}")
+    for name, reason in run.skipped_metrics.items():
+        plan.add(METRICS, f"{name}: {reason}")
+    absent = {name: _expected_count(name, config) for name in run.absent_datasets}
     for spec in config.method_specs():
-        _plan_method(spec, runner, datasets, entries, absent, plan)
-    order = [ds.name for ds in datasets] + list(absent)
+        _plan_method(spec.label, run, runner, absent, plan)
+    order = [ds.name for ds in run.datasets] + list(absent)
     plan.blocks.sort(key=lambda b: (order.index(b.dataset), b.qf))
-    _check_metrics(config, plan)
     return plan
 
 
-def _resolve_datasets(config: RunConfig, plan: Plan) -> tuple[list, dict[str, int | None]]:
-    """The datasets that resolve, and the absent ones with their expected image counts (when registered)."""
-    from bench.datasets import DatasetError, folder_dataset, load_registry, resolve_dataset
+def _expected_count(name: str, config: RunConfig) -> int | None:
+    """A registered dataset's expected image count (within the limit), for blocks whose data is absent."""
+    from bench.datasets import load_registry
 
-    datasets, absent = [], {}
-    sources = [(name, lambda n=name: resolve_dataset(n, root=config.data_root)) for name in config.datasets]
-    sources += [(folder, lambda f=folder: folder_dataset(f)) for folder in config.images]
-    for name, resolve in sources:
-        try:
-            datasets.append(resolve())
-        except DatasetError as exc:
-            plan.add(DATA, str(exc))
-            count = (load_registry().get(name) or {}).get("count") if name in config.datasets else None
-            absent[name] = min(count, config.limit) if count and config.limit else count
-    return datasets, absent
+    count = (load_registry().get(name) or {}).get("count") if name in config.datasets else None
+    return min(count, config.limit) if count and config.limit else count
 
 
-def _plan_method(spec, runner, datasets: list, entries: list, absent: dict[str, int | None], plan: Plan) -> None:
+def _plan_method(label: str, run, runner, absent: dict[str, int | None], plan: Plan) -> None:
     """One method's blocks, with its missing weights and per-block inputs."""
     from bench.runner import WorkUnit
-    from methods.base import MethodError
-    from methods.registry import create_method
 
     config = plan.config
-    try:
-        method = create_method(spec.method, device=config.device, **spec.config)
-    except (MethodError, TypeError, ValueError) as exc:
-        plan.add(CONFIG, f"{spec.label}: {exc}")
-        method = None
-    problems = [] if method else ["configuration"]
-    for w in method.missing_weights() if method else []:
-        text = w.describe()
-        url = f"; download: {w.url}" if w.url and w.url not in text else ""
-        plan.add(WEIGHTS, f"{spec.label}: {text} is {w.status()}{url}")
-        problems[:] = ["weights"]
-    for ds in datasets:
+    method = run.methods.get(label)
+    problems = ["configuration"] if label in run.broken_methods else []
+    if label in run.skipped_methods:
+        plan.add(WEIGHTS, f"{label}: {run.skipped_methods[label]}")
+        problems = ["weights"]
+    for ds in run.datasets:
         for qf in config.qf:
-            units = [WorkUnit(spec.label, e, qf) for e in entries if e.dataset == ds.name]
-            found = method.preflight([runner.unit_context(u) for u in units]) if method else []
+            units = [WorkUnit(label, e, qf) for e in run.entries if e.dataset == ds.name]
+            found = method.preflight([runner.unit(u) for u in units]) if method else []
             for line in found:
-                plan.add(INPUTS, f"{spec.label}: {line}")
-            plan.blocks.append(Block(ds.name, qf, spec.label, len(units), problems + (["inputs"] if found else [])))
-    for line in method.preflight([]) if method and not datasets else []:
-        plan.add(INPUTS, f"{spec.label}: {line}")
+                plan.add(INPUTS, f"{label}: {line}")
+            plan.blocks.append(Block(ds.name, qf, label, len(units), problems + (["inputs"] if found else [])))
+    for line in method.preflight([]) if method and not run.datasets else []:
+        plan.add(INPUTS, f"{label}: {line}")
     for name, count in absent.items():
-        plan.blocks += [Block(name, qf, spec.label, count, ["data", *problems]) for qf in config.qf]
-
-
-def _check_metrics(config: RunConfig, plan: Plan) -> None:
-    from bench.metrics import MetricError, check_metrics
-
-    try:
-        _, skipped = check_metrics(list(config.metrics), strict=False)
-    except MetricError as exc:
-        plan.add(CONFIG, f"metrics: {exc}")
-        return
-    for name, reason in skipped.items():
-        plan.add(METRICS, f"{name}: {reason}")
+        plan.blocks += [Block(name, qf, label, count, ["data", *problems]) for qf in config.qf]
 
 
 def unset_variables(value: Any, where: str = "") -> list[tuple[str, list[str]]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import sqlite3
 import tempfile
 import time
 import traceback
@@ -20,22 +21,27 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from bench.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from bench.analysis import Analysis, AnalysisInputs, create_analysis
 from bench.config import RunConfig
+from bench.core.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from bench.core.device import checked_device
+from bench.core.errors import BenchError, UnknownNameError
+from bench.core.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8
+from bench.core.lock import RunLock
+from bench.core.paths import ANALYSES_FOLDER, inside, printable_id, safe_component, safe_names
+from bench.core.protocol import JpegProtocol, ProtocolError, decode_jpeg
+from bench.core.weights import WeightFile
 from bench.datasets import Dataset, DatasetError, folder_dataset, resolve_dataset
 from bench.distributed import Shard, current_shard
-from bench.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8
-from bench.lock import RunLock
-from bench.paths import inside, printable_id, safe_component, safe_names
-from bench.protocol import JpegProtocol, ProtocolError, decode_jpeg
 from bench.store import ResultsStore, UnitKey
-from methods.base import Method, MethodError, WeightFile
-from methods.registry import create_method
+from methods.base import Method, MethodError, RestoreRequest, Unit
+from methods.registry import METHODS, create_method
+from bench.core.errors import BenchError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
 
-class RunFolderError(OSError):
+class RunFolderError(BenchError, OSError):
     """The run folder cannot be written (read-only, full, a file in the way): the run stops, since no image
     could succeed; everything finished so far is kept and a rerun resumes."""
 
@@ -75,6 +81,23 @@ class RunSummary:
         return 1 if self.errors else 0
 
 
+@dataclass
+class RunPlan:
+    """Everything a run will do, resolved before anything is written: its datasets and images, the methods
+    it can run (created, not loaded), the metrics whose files are present, the analyses, and what is skipped
+    (weights absent) with the reason. A dry run prints it; a run executes it."""
+
+    datasets: list[Dataset]
+    entries: list[ImageEntry]
+    methods: dict[str, Method]
+    metrics: list[str]
+    analyses: list[tuple[str, Analysis]]
+    skipped_methods: dict[str, str] = field(default_factory=dict)
+    skipped_metrics: dict[str, str] = field(default_factory=dict)
+    absent_datasets: dict[str, str] = field(default_factory=dict)  # lenient plans only: name -> why
+    broken_methods: dict[str, str] = field(default_factory=dict)  # lenient plans only: label -> why
+
+
 class Runner:
     """Runs one `RunConfig` into its run folder."""
 
@@ -83,12 +106,13 @@ class Runner:
         self.shard = shard or current_shard()
         self.device = self.shard.device(config.device)
         self.run_dir = Path(config.run_dir)
-        self.protocol: JpegProtocol = config.jpeg_protocol()
+        self.protocol: JpegProtocol = config.protocol
         self.pkey = self.protocol.key()
         self.progress = progress and self.shard.is_main
 
     # -- public ---------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        plan = self.plan()  # every user mistake surfaces here, before anything is written
         self._check_run_folder()
         lock_name = ".lock" if self.shard.is_main else f".lock-rank{self.shard.rank}"
         with RunLock(self.run_dir, lock_name):
@@ -96,13 +120,48 @@ class Runner:
                 remove_stale_temporaries(self.run_dir)
                 ResultsStore.in_run_dir(self.run_dir).close()
             self.shard.barrier()
-            with ResultsStore.in_run_dir(self.run_dir) as store:
-                return self._run(store)
+            try:
+                with ResultsStore.in_run_dir(self.run_dir) as store:
+                    return self._run(store, plan)
+            except sqlite3.Error as exc:
+                raise RunFolderError(errno.EIO, f"results store in {self.run_dir}: {exc} (finished results are "
+                                                "kept, rerun to resume)") from exc
 
-    def datasets(self) -> list[Dataset]:
-        """The configured datasets, resolved (raises DatasetError with what is expected where)."""
-        sets = [resolve_dataset(name, root=self.config.data_root) for name in self.config.datasets]
-        sets += [folder_dataset(folder) for folder in self.config.images]
+    def plan(self, *, lenient: bool = False) -> RunPlan:
+        """Check every name and value and resolve everything the run needs; raises BenchError (an unknown
+        name, a missing dataset, a bad option, no GPU) before anything is written. Methods and metrics
+        whose weights are absent are skipped with the reason (an error with `strict`). A `lenient` plan (the
+        dry run's) records absent datasets and methods that cannot be created instead of raising."""
+        from bench.metrics import METRICS, check_metrics
+
+        checked_device(self.device)
+        for spec in self.config.method_specs() if not lenient else []:
+            METHODS.check(spec.method)
+        for name in self.config.metrics:
+            METRICS.check(name)
+        analyses = [(a.name, a) for a in map(create_analysis, self.config.analyses)]
+        absent: dict[str, str] = {}
+        datasets = self.datasets(absent if lenient else None)
+        metrics, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict and not lenient)
+        broken: dict[str, str] = {}
+        methods, skipped_methods = self._create_methods(broken if lenient else None)
+        return RunPlan(datasets, self.entries(datasets), methods, metrics, analyses, skipped_methods,
+                       skipped_metrics, absent, broken)
+
+    def datasets(self, absent: dict[str, str] | None = None) -> list[Dataset]:
+        """The configured datasets, resolved (raises DatasetError with what is expected where, or records it
+        in `absent` when given)."""
+        sources = [(name, lambda n=name: resolve_dataset(n, root=self.config.data_root))
+                   for name in self.config.datasets]
+        sources += [(folder, lambda f=folder: folder_dataset(f)) for folder in self.config.images]
+        sets = []
+        for name, resolve in sources:
+            try:
+                sets.append(resolve())
+            except DatasetError as exc:
+                if absent is None or isinstance(exc, UnknownNameError):
+                    raise
+                absent[name] = str(exc)
         names = [ds.name for ds in sets]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -120,21 +179,18 @@ class Runner:
         return entries
 
     # -- the run ------------------------------------------------------------------------------------------
-    def _run(self, store: ResultsStore) -> RunSummary:
-        from bench.metrics import check_metrics, create_metric
+    def _run(self, store: ResultsStore, plan: RunPlan) -> RunSummary:
+        from bench.metrics import create_metric
         from bench.provenance import manifest
 
         torch.manual_seed(self.config.seed)
         summary = RunSummary(self.run_dir, is_main=self.shard.is_main)
-        entries = self.entries(self.datasets())
-
-        metric_names, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict)
-        metrics = {name: create_metric(name, device=self.device) for name in metric_names}
-        methods, skipped_methods = self._create_methods()
+        entries, methods = plan.entries, plan.methods
+        metrics = {name: create_metric(name, device=self.device) for name in plan.metrics}
         main = self.shard.is_main
         if main:
-            store.set_skipped("metric", skipped_metrics)
-            store.set_skipped("method", skipped_methods)
+            store.set_skipped("metric", plan.skipped_metrics)
+            store.set_skipped("method", plan.skipped_methods)
             store.set_methods({label: (m.fingerprint(), m.describe()) for label, m in methods.items()})
             store.set_scope([(e.dataset, e.image, qf) for e in entries for qf in self.config.qf])
             for name in store.invalidate_changed_metrics({n: m.fingerprint() for n, m in metrics.items()}):
@@ -151,8 +207,9 @@ class Runner:
             store.set_meta("protocol", self.protocol.to_dict())
             store.set_meta("protocol_key", self.pkey)
             store.set_meta("config", self.config.to_dict())
-            store.set_meta("metric_info", {n: {"lower_better": m.lower_better, "full_reference": m.full_reference,
-                                               "description": m.description} for n, m in metrics.items()})
+            store.set_meta("metric_info", {n: m.info() for n, m in metrics.items()})
+            store.set_meta("dataset_info", {ds.name: {"label": ds.label, "description": ds.description}
+                                            for ds in plan.datasets})
             store.set_meta("manifest", record)
         self.shard.barrier()
 
@@ -171,36 +228,43 @@ class Runner:
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         store.set_meta("manifest", record)
         atomic_write_text(self.run_dir / "manifest.json", json.dumps(record, indent=2, default=str))
-        analysis = self.config.cave_analysis_config()
-        if analysis is not None:
-            from bench.analysis.cave import analyse_run
-
-            images = [(f"{e.dataset}/{e.image}", e.path) for e in entries]
-            store.set_skipped("analysis", analyse_run(analysis, images, self.protocol, self.run_dir,
-                                                      progress=self.progress))
+        store.set_skipped("analysis", self._analyse(plan))
         summary.skipped = store.skipped()
         write_summary_csv(store, self.run_dir)
-        if self.config.report:
-            from reports import render_report
-
-            summary.report = render_report(self.run_dir)
         return summary
 
-    def _create_methods(self) -> tuple[dict[str, Method], dict[str, str]]:
+    def _analyse(self, plan: RunPlan) -> dict[str, str]:
+        """Run the configured analyses into `<run_dir>/analyses/<name>/`; what failed or was left out is
+        returned as skipped items (`name` or `name:item`), never raised: an analysis never ends a run."""
+        images = [(f"{e.dataset}/{e.image}", e.path) for e in plan.entries]
+        skipped: dict[str, str] = {}
+        for name, analysis in plan.analyses:
+            inputs = AnalysisInputs(images, self.protocol, self.run_dir / ANALYSES_FOLDER / safe_component(name),
+                                    progress=self.progress)
+            try:
+                skipped.update({f"{name}:{item}": why for item, why in analysis.run(inputs).items()})
+            except Exception as exc:  # noqa: BLE001 - recorded as skipped
+                log.error("analysis %s skipped: %s", name, exc)
+                skipped[name] = f"{type(exc).__name__}: {exc}"
+        return skipped
+
+    def _create_methods(self, broken: dict[str, str] | None = None) -> tuple[dict[str, Method], dict[str, str]]:
+        """The methods, created (not loaded), and those skipped for absent weights; a method that cannot be
+        created raises, or is recorded in `broken` when given."""
         methods: dict[str, Method] = {}
         skipped: dict[str, str] = {}
         for spec in self.config.method_specs():
             try:
                 method = create_method(spec.method, device=self.device, **spec.config)
-            except (MethodError, TypeError, ValueError) as exc:
-                if self.config.strict:
+            except BenchError as exc:
+                if broken is None:
                     raise
-                skipped[spec.label] = f"cannot be created: {exc}"
+                broken[spec.label] = str(exc)
                 continue
             missing = method.missing_weights()
             if missing:
-                reason = "weights not found: " + "; ".join(f"{w.describe()} is {w.status()}" for w in missing)
-                if self.config.strict:
+                reason = "weights not found:\n" + "\n".join(f"  - {w.describe()} is {w.status()}" for w in missing)
+                if self.config.strict and broken is None:
                     raise MethodError(f"method {spec.label!r}: {reason}")
                 skipped[spec.label] = reason
                 continue
@@ -219,12 +283,11 @@ class Runner:
         return (self.run_dir / "outputs" / safe_component(e.dataset) / safe_component(unit.method)
                 / f"qf{unit.qf}" / f"{e.stem}.png")
 
-    def unit_context(self, unit: WorkUnit) -> dict[str, Any]:
-        """What `Method.set_context` is told before a unit is restored (also used by dry runs)."""
+    def unit(self, unit: WorkUnit) -> Unit:
+        """What a method is told of the unit it restores (also used by dry runs)."""
         e = unit.entry
         work_dir = self.run_dir / "work" / safe_component(unit.method) / safe_component(e.dataset) / self.pkey
-        return {"dataset": e.dataset, "image": e.image, "stem": e.stem, "qf": unit.qf,
-                "lq_path": self.lq_path(e, unit.qf), "work_dir": work_dir / f"qf{unit.qf}"}
+        return Unit(e.dataset, e.image, e.stem, unit.qf, self.lq_path(e, unit.qf), work_dir / f"qf{unit.qf}")
 
     def _prepare_inputs(self, store: ResultsStore, entries: list[ImageEntry]) -> list[ImageEntry]:
         """Write each prepared HQ and its LQ files once; return the images that could be prepared."""
@@ -369,10 +432,10 @@ class Runner:
                  shape: torch.Size) -> torch.Tensor:
         jpeg = self.lq_path(unit.entry, unit.qf).read_bytes()
         lq = to_tensor(decode_jpeg(jpeg)).to(self.device)
-        method.set_context(**self.unit_context(unit))
+        request = RestoreRequest(lq, qf=unit.qf, jpeg_bytes=jpeg, unit=self.unit(unit))
         start = time.perf_counter()
         with torch.inference_mode():
-            out = method.restore(lq, qf=unit.qf, jpeg_bytes=jpeg)
+            out = method.restore(request)
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -405,7 +468,7 @@ def _describe_input(exc: BaseException, path: Path) -> str:
 def _weight_record(w: WeightFile, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Path, status, size and SHA-256 of a weight file; hashes are reused from `known` (earlier runs of this
     folder) while a file's size and modification time are unchanged, so resumed runs do not re-read gigabytes."""
-    from methods.base import file_sha256
+    from bench.core.weights import file_sha256
 
     record: dict[str, Any] = {"label": w.label, "path": str(w.path), "status": w.status()}
     if w.path.is_file():

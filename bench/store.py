@@ -8,6 +8,7 @@ duplicates one. WAL mode and a busy timeout let several processes write to one s
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -62,7 +63,9 @@ class ResultsStore:
         if readonly:
             if not self.path.is_file():
                 raise FileNotFoundError(f"no results store at {self.path}")
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout)
+            # A folder that cannot be written (a read-only copy) cannot hold SQLite's WAL index: read it as immutable.
+            immutable = "&immutable=1" if not os.access(self.path.parent, os.W_OK) else ""
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro{immutable}", uri=True, timeout=timeout)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path, timeout=timeout)

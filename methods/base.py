@@ -1,104 +1,85 @@
-"""The one interface every restoration method implements, and the description of the files it needs.
+"""The one interface every restoration method implements, and the request it restores.
 
 Images cross this boundary as float tensors B x 3 x H x W, RGB, in [0, 1]; a method converts to its own
-range inside `restore` and returns the same layout and range, at the input's size.
+range inside `restore` and returns the same layout and range, at the input's size. The module imports no
+torch, so that listing methods stays fast.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+from bench.core.config import from_dict, to_dict
+from bench.core.errors import BenchError
+from bench.core.weights import WeightFile
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    import torch
 
 
-class MethodError(RuntimeError):
+class MethodError(BenchError, RuntimeError):
     """A method cannot be built or run (missing or wrong weights, bad configuration)."""
 
 
-WEIGHTS_ENV = "CODIFF_BENCH_WEIGHTS"
+@dataclass(frozen=True)
+class Unit:
+    """Which unit of a run a request belongs to: dataset, image id (extension included), file-safe stem, QF,
+    the JPEG file (its folder holds the dataset's other LQ files at that QF) and a work folder for this
+    method, dataset and QF inside the run folder."""
 
-
-def default_weights_dir() -> Path:
-    """Where methods look for weight files they are not given a path for: $CODIFF_BENCH_WEIGHTS, else
-    ~/.cache/codiff-bench/weights."""
-    return Path(os.environ.get(WEIGHTS_ENV) or "~/.cache/codiff-bench/weights").expanduser()
+    dataset: str
+    image: str
+    stem: str
+    qf: int
+    lq_path: Path
+    work_dir: Path
 
 
 @dataclass(frozen=True)
-class WeightFile:
-    """A file that a method or metric needs, where it must be, and how to recognise it.
+class RestoreRequest:
+    """One restoration: the decoded JPEG (B x 3 x H x W in [0, 1]), the true QF (non-blind methods may use
+    it), the compressed file (for methods that read quantisation tables) and, inside a run, the unit."""
 
-    `where` explains in words which folder it belongs in (for messages); `url` is where it can be
-    downloaded from, if the file is public; `sha256_prefix` and `size` (bytes) identify it when known.
-    """
-
-    label: str
-    path: Path
-    where: str = ""
-    url: str | None = None
-    sha256_prefix: str | None = None
-    size: int | None = None
-
-    def status(self) -> str:
-        """'present', 'missing', or 'wrong size' / 'wrong hash' when the file exists but does not match."""
-        if not self.path.is_file():
-            return "missing"
-        if self.size is not None and self.path.stat().st_size != self.size:
-            return "wrong size"
-        if self.sha256_prefix and not file_sha256(self.path).startswith(self.sha256_prefix):
-            return "wrong hash"
-        return "present"
-
-    def describe(self) -> str:
-        where = f" ({self.where})" if self.where else ""
-        return f"{self.label}: {self.path}{where}"
+    lq: "torch.Tensor"
+    qf: int | None = None
+    jpeg_bytes: bytes | None = None
+    unit: Unit | None = None
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class NoOptions:
+    """A method without options."""
 
 
 class Method(ABC):
     """A JPEG artifact removal method.
 
-    Subclasses set `name`, `blind` (True when the method never needs the QF), `steps` (diffusion steps,
-    1 for feed-forward models), implement `restore`, and list their files in `required_weights`.
-    Construction must be cheap; weights are loaded on first use by `load()`.
+    Subclasses set `name` (the registry sets it), `blind` (True when the method never needs the QF), `steps`
+    (diffusion steps, 1 for feed-forward models), `config_class` (a dataclass of their options, read with the
+    typed config system), implement `restore`, and list their files in `required_weights`. Construction is
+    cheap; weights are loaded on first use by `load()`.
     """
 
     name: ClassVar[str] = ""
     blind: ClassVar[bool] = True
     steps: ClassVar[int] = 1
     description: ClassVar[str] = ""
+    config_class: ClassVar[type] = NoOptions
 
-    def __init__(self, **config: Any) -> None:
-        self.config: dict[str, Any] = dict(config)
-        self.device = torch.device(config.get("device") or "cpu")
-        self.context: dict[str, Any] = {}
+    def __init__(self, *, device: Any = None, **config: Any) -> None:
+        import torch
+
+        try:
+            self.opts = from_dict(self.config_class, config)
+        except BenchError as exc:
+            raise MethodError(f"method {self.name!r}: {exc}") from None
+        self.device = torch.device(device or "cpu")
         self._loaded = False
-
-    def options(self, cls: type[T]) -> T:
-        """The configuration as the dataclass `cls` (device placement aside); unknown keys, usually typos,
-        are a MethodError that lists the known ones."""
-        known = {f.name for f in fields(cls)}
-        values = self.output_config()
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise MethodError(f"method {self.name!r}: unknown config keys {unknown}; known: {sorted(known)}")
-        return cls(**values)
 
     # -- files -----------------------------------------------------------------------------------
     def required_weights(self) -> list[WeightFile]:
@@ -116,8 +97,8 @@ class Method(ABC):
             return
         missing = self.missing_weights()
         if missing:
-            raise MethodError(f"method {self.name!r} cannot load: " + "; ".join(
-                f"{w.describe()} is {w.status()}" for w in missing))
+            raise MethodError(f"method {self.name!r} cannot load:\n" + "\n".join(
+                f"  - {w.describe()} is {w.status()}" for w in missing))
         self._load()
         self._loaded = True
 
@@ -126,7 +107,7 @@ class Method(ABC):
 
     # -- identity ----------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """A short hash of everything that changes this method's outputs: name, config, weight files.
+        """A short hash of everything that changes this method's outputs: name, options, weight files.
 
         The run engine keys cached outputs on it, so changing a method's configuration invalidates only
         its own results.
@@ -140,60 +121,28 @@ class Method(ABC):
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def output_config(self) -> dict[str, Any]:
-        """The configuration entries that change outputs (device placement excluded)."""
-        return {k: v for k, v in self.config.items() if k not in {"device", "progress"}}
+        """The options, all of them (defaults included): everything here may change outputs."""
+        return to_dict(self.opts)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description for manifests and reports."""
         return {"name": self.name, "blind": self.blind, "steps": self.steps, "config": self.output_config(),
                 "weights": [str(w.path) for w in self.required_weights()]}
 
-    # -- run context (optional hooks) -------------------------------------------------------------
-    def set_context(self, **context: Any) -> None:
-        """Told by the run engine, before each `restore`, which unit it is: `dataset`, `image` (id, extension
-        included), `stem` (file-safe name), `qf`, `lq_path` (the JPEG file; its folder holds the dataset's
-        other LQ files at that QF) and `work_dir` (a folder inside the run folder for this method, dataset and QF).
-        Methods that read or make files per image (precomputed outputs, external commands) use
-        `self.context`; tensor-only methods ignore it.
-        """
-        self.context = dict(context)
-
-    def preflight(self, contexts: list[dict[str, Any]]) -> list[str]:
-        """What is missing for these units (contexts as `set_context` receives them), found without computing
-        anything: used by dry runs. Weight files are reported separately (`missing_weights`)."""
+    def preflight(self, units: list[Unit]) -> list[str]:
+        """What is missing for these units, found without computing anything: used by dry runs. Weight files
+        are reported separately (`missing_weights`)."""
         return []
 
     # -- work --------------------------------------------------------------------------------------
     @abstractmethod
-    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
-        """Restore a batch of decoded JPEG images (B x 3 x H x W in [0, 1]); return the same shape and range.
+    def restore(self, request: RestoreRequest) -> "torch.Tensor":
+        """Restore `request.lq` (B x 3 x H x W in [0, 1]); return the same shape and range."""
 
-        `qf` is the true quality factor (non-blind methods may use it; blind ones ignore it);
-        `jpeg_bytes` is the compressed file for methods that read the bitstream (quantisation tables).
-        """
+    def __call__(self, lq: "torch.Tensor", *, qf: int | None = None, jpeg_bytes: bytes | None = None,
+                 unit: Unit | None = None) -> "torch.Tensor":
+        """`restore` of a request made from these arguments: `method(lq)` for use outside a run."""
+        return self.restore(RestoreRequest(lq, qf=qf, jpeg_bytes=jpeg_bytes, unit=unit))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, config={self.output_config()!r})"
-
-
-@dataclass
-class MethodSpec:
-    """A method as a run config names it: a display label, the registered method, and its config."""
-
-    label: str
-    method: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, entry: str | dict[str, Any]) -> "MethodSpec":
-        """Accept 'jpeg' or {'name': 'codiff-fp32', 'method': 'codiff', 'dtype': 'fp32', ...}."""
-        if isinstance(entry, str):
-            return cls(label=entry, method=entry)
-        entry = dict(entry)
-        method = entry.pop("method", None) or entry.get("name")
-        label = entry.pop("name", None) or method
-        if not method:
-            raise MethodError(f"method entry {entry!r} names no method")
-        config = entry.pop("config", None) or {}
-        config.update(entry)
-        return cls(label=str(label), method=str(method), config=config)

@@ -33,11 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-
-from methods.base import MethodError
+from methods.base import MethodError, RestoreRequest, Unit
 from methods.outputs import PrecomputedOutputs, TemplateOptions, check_template
-from methods.registry import register_method
 
 COMMAND_PLACEHOLDERS = {"input_dir", "output_dir", "qf", "dataset"}
 LOG_TAIL_LINES = 3
@@ -53,13 +50,12 @@ class CommandOptions(TemplateOptions):
     timeout: float | None = None
 
 
-@register_method("command")
 class ExternalCommand(PrecomputedOutputs):
     """Runs a restoration command per (dataset, QF) block, then reads its outputs."""
 
     description = "restorations made by a user-given command"
     placeholders: ClassVar[set[str]] = {"output_dir", "dataset", "qf", "image", "name", "stem"}
-    options_class: ClassVar[type[TemplateOptions]] = CommandOptions
+    config_class = CommandOptions
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -74,53 +70,51 @@ class ExternalCommand(PrecomputedOutputs):
         self._ran: set[Path] = set()
 
     # -- folders -------------------------------------------------------------------------------------
-    def block_dir(self, context: dict[str, Any]) -> Path:
-        if not context.get("work_dir"):
-            raise MethodError(f"{self.name}: no work folder in the unit context (set by the run engine)")
-        return Path(context["work_dir"]) / self.fingerprint()
+    def block_dir(self, unit: Unit) -> Path:
+        return Path(unit.work_dir) / self.fingerprint()
 
-    def template_values(self, context: dict[str, Any]) -> dict[str, Any]:
-        return {**super().template_values(context), "output_dir": str(self.block_dir(context) / "output")}
+    def template_values(self, unit: Unit) -> dict[str, Any]:
+        return {**super().template_values(unit), "output_dir": str(self.block_dir(unit) / "output")}
 
     # -- work ----------------------------------------------------------------------------------------
-    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
-        if not self.context:
-            return super().restore(lq, qf=qf, jpeg_bytes=jpeg_bytes)
-        if not self.expected_path(self.context).is_file():
-            self.run_block(self.context)
+    def restore(self, request: RestoreRequest):
+        unit = request.unit
+        if unit is None:
+            return super().restore(request)
+        if not self.expected_path(unit).is_file():
+            self.run_block(unit)
         try:
-            return super().restore(lq, qf=qf, jpeg_bytes=jpeg_bytes)
+            return super().restore(request)
         except MethodError as exc:
-            raise MethodError(f"{exc}; command log: {self.block_dir(self.context) / 'command.log'}") from exc
+            raise MethodError(f"{exc}; command log: {self.block_dir(unit) / 'command.log'}") from exc
 
-    def run_block(self, context: dict[str, Any]) -> None:
+    def run_block(self, unit: Unit) -> None:
         """Run the command for the unit's block once per process; a failure is re-raised for each of its units."""
-        block = self.block_dir(context)
+        block = self.block_dir(unit)
         if block in self._failed:
             raise MethodError(self._failed[block])
         if block in self._ran:
             return
         try:
-            self._execute(context, block)
+            self._execute(unit, block)
         except MethodError as exc:
             self._failed[block] = str(exc)
             raise
         self._ran.add(block)
 
-    def _execute(self, context: dict[str, Any], block: Path) -> None:
-        from bench.atomic import TMP_MARK, atomic_path
+    def _execute(self, unit: Unit, block: Path) -> None:
+        from bench.core.atomic import TMP_MARK, atomic_path
 
         block.mkdir(parents=True, exist_ok=True)
         for stale in block.glob(TMP_MARK + "*"):
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=TMP_MARK + "output.", dir=block)).resolve()
-        values = {"input_dir": str(Path(context["lq_path"]).parent.resolve()), "output_dir": str(scratch),
-                  "qf": int(context["qf"]),
-                  "dataset": self.opts.dataset_names.get(context["dataset"], context["dataset"])}
+        values = {"input_dir": str(Path(unit.lq_path).parent.resolve()), "output_dir": str(scratch),
+                  "qf": int(unit.qf), "dataset": self.opts.dataset_names.get(unit.dataset, unit.dataset)}
         argv = self._command_line(values)
         log = block / "command.log"
-        label = f"command for {context['dataset']} qf{context['qf']}"
+        label = f"command for {unit.dataset} qf{unit.qf}"
         try:
             with atomic_path(log) as tmp_log, open(tmp_log, "w", encoding="utf-8", errors="replace") as fh:
                 fh.write(f"$ {argv if isinstance(argv, str) else shlex.join(argv)}\n")
@@ -141,7 +135,7 @@ class ExternalCommand(PrecomputedOutputs):
         parts = shlex.split(command) if isinstance(command, str) else list(command)
         return [part.format(**values) for part in parts]
 
-    def preflight(self, contexts: list[dict[str, Any]]) -> list[str]:
+    def preflight(self, units: list[Unit]) -> list[str]:
         """The command's program must exist (restorations are made at run time, so none are looked for)."""
         if self.opts.shell:
             return []

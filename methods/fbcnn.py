@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from bench.core.weights import WeightFile, default_weights_dir
+from methods.base import Method, MethodError, RestoreRequest
 
-from methods.base import Method, MethodError, WeightFile, default_weights_dir
-from methods.registry import register_method
+if TYPE_CHECKING:
+    import torch
 
 RELEASE = "https://github.com/jiaxi-jiang/FBCNN/releases/download/v1.0"
 DEFAULT_FILE = "fbcnn_color.pth"
@@ -53,7 +55,6 @@ class FbcnnOptions:
                               f"{self.tile_overlap})")
 
 
-@register_method("fbcnn")
 class Fbcnn(Method):
     """FBCNN on RGB in [0, 1], whole image or tiled, blind or with a fed QF."""
 
@@ -61,9 +62,10 @@ class Fbcnn(Method):
     steps = 1
     description = "FBCNN (flexible blind JPEG artifact removal CNN), official weights via spandrel"
 
+    config_class = FbcnnOptions
+
     def __init__(self, **config) -> None:
         super().__init__(**config)
-        self.opts = self.options(FbcnnOptions)
         self.blind = self.opts.qf_override != "true"
         self.model: torch.nn.Module | None = None
         self.in_channels = 3
@@ -99,10 +101,16 @@ class Fbcnn(Method):
         self.in_channels = descriptor.input_channels
 
     # -- restoration ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
+    def restore(self, request: RestoreRequest) -> torch.Tensor:
+        import torch
+
         self.load()
-        x = lq.to(self.device, torch.float32)
+        with torch.no_grad():
+            return self._restore(request.lq.to(self.device, torch.float32), request.qf)
+
+    def _restore(self, x: torch.Tensor, qf: int | None) -> torch.Tensor:
+        import torch
+
         qf_input = self._qf_input(qf, x.shape[0])
         if self.in_channels == 3:
             return self._tiled(x, qf_input).clamp(0, 1)
@@ -122,6 +130,8 @@ class Fbcnn(Method):
             if qf is None:
                 raise MethodError("fbcnn: qf_override is \"true\" but the true QF was not given")
             value = qf
+        import torch
+
         return torch.full((batch, 1), 1.0 - int(value) / 100.0, device=self.device)
 
     def _forward(self, x: torch.Tensor, qf_input: torch.Tensor | None) -> torch.Tensor:
@@ -129,6 +139,8 @@ class Fbcnn(Method):
         return self.model(x, qf_input)[0]
 
     def _tiled(self, x: torch.Tensor, qf_input: torch.Tensor | None) -> torch.Tensor:
+        import torch
+
         tile = self.opts.tile
         h, w = x.shape[-2:]
         if not tile or (h <= tile and w <= tile):
@@ -152,6 +164,8 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file, read without executing code: safetensors, or torch.load(weights_only=True)."""
+    import torch
+
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
-from methods.base import Method
-from methods.registry import register_method
+from methods.base import Method, RestoreRequest
 
 
-@register_method("jpeg")
 class JpegIdentity(Method):
     """Returns the decoded low-quality input unchanged."""
 
@@ -16,5 +12,5 @@ class JpegIdentity(Method):
     steps = 0
     description = "decoded JPEG (no restoration)"
 
-    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
-        return lq.clone()
+    def restore(self, request: RestoreRequest):
+        return request.lq.clone()

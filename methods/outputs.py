@@ -2,7 +2,7 @@
 
 The official JDEC, PromptCIR, DiffBIR, SUPIR and OSEDiff scripts write a folder of images per dataset and
 QF; this method reads the file for each image through a filename template. The run engine tells it which
-image it is restoring (`Method.set_context`). A missing file or one of the wrong size is a per-image error
+image it is restoring (the request's `unit`). A missing file or one of the wrong size is a per-image error
 naming the path: restorations are never resized.
 
 Config:
@@ -24,10 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-import torch
-
-from methods.base import Method, MethodError
-from methods.registry import register_method
+from methods.base import Method, MethodError, RestoreRequest, Unit
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,6 @@ def check_template(text: str, allowed: set[str], what: str) -> None:
                           "(write {{ and }} for literal braces)")
 
 
-@register_method("outputs")
 class PrecomputedOutputs(Method):
     """Reads each restoration from a file another tool wrote."""
 
@@ -66,69 +62,64 @@ class PrecomputedOutputs(Method):
     steps = 0
     description = "precomputed restorations read from files"
     placeholders: ClassVar[set[str]] = {"root", "dataset", "qf", "image", "name", "stem"}
-    options_class: ClassVar[type[TemplateOptions]] = OutputsOptions
+    config_class = OutputsOptions
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        self.opts = self.options(self.options_class)
         check_template(self.opts.template, self.placeholders, f"{self.name}: template")
         if "{root" in self.opts.template and not getattr(self.opts, "root", None):
             raise MethodError(f"{self.name}: the template {self.opts.template!r} uses {{root}}: set `root` to the "
                               "folder of restored images")
 
     # -- locating files ------------------------------------------------------------------------------
-    def template_values(self, context: dict[str, Any]) -> dict[str, Any]:
+    def template_values(self, unit: Unit) -> dict[str, Any]:
         """The placeholder values for one unit."""
-        image = str(context["image"])
         return {"root": str(Path(getattr(self.opts, "root", None) or ".").expanduser()),
-                "dataset": self.opts.dataset_names.get(context["dataset"], context["dataset"]),
-                "qf": int(context["qf"]), "image": image, "name": str(PurePosixPath(image).with_suffix("")),
-                "stem": context["stem"]}
+                "dataset": self.opts.dataset_names.get(unit.dataset, unit.dataset),
+                "qf": int(unit.qf), "image": unit.image, "name": str(PurePosixPath(unit.image).with_suffix("")),
+                "stem": unit.stem}
 
-    def expected_path(self, context: dict[str, Any]) -> Path:
-        """Where the restoration of the unit described by `context` must be."""
-        return Path(self.opts.template.format(**self.template_values(context))).expanduser()
-
-    def _unit(self) -> str:
-        c = self.context
-        return f"image {c.get('image')!r} of {c.get('dataset')!r} at QF {c.get('qf')}"
+    def expected_path(self, unit: Unit) -> Path:
+        """Where the restoration of `unit` must be."""
+        return Path(self.opts.template.format(**self.template_values(unit))).expanduser()
 
     # -- work ----------------------------------------------------------------------------------------
-    def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
-        if not self.context:
-            raise MethodError(f"{self.name}: no unit context; the run engine calls set_context() before restore()")
-        if lq.shape[0] != 1:
-            raise MethodError(f"{self.name}: restores one image at a time, got a batch of {lq.shape[0]}")
-        return self.read(self.expected_path(self.context), lq).to(lq.device)
+    def restore(self, request: RestoreRequest):
+        if request.unit is None:
+            raise MethodError(f"{self.name}: restores units of a run only (the request names no unit)")
+        if request.lq.shape[0] != 1:
+            raise MethodError(f"{self.name}: restores one image at a time, got a batch of {request.lq.shape[0]}")
+        return self.read(self.expected_path(request.unit), request).to(request.lq.device)
 
-    def read(self, path: Path, lq: torch.Tensor) -> torch.Tensor:
-        """The restoration in `path` as a 1 x 3 x H x W tensor, checked against the size of `lq`."""
-        from bench.imageio import ImageError, read_rgb8, to_tensor
+    def read(self, path: Path, request: RestoreRequest):
+        """The restoration in `path` as a 1 x 3 x H x W tensor, checked against the size of the request's LQ."""
+        from bench.core.imageio import ImageError, read_rgb8, to_tensor
 
+        unit = request.unit
+        what = f"image {unit.image!r} of {unit.dataset!r} at QF {unit.qf}"
         if not path.is_file():
-            raise MethodError(f"{path}: restoration not found for {self._unit()} "
-                              f"(template {self.opts.template!r})")
+            raise MethodError(f"{path}: restoration not found for {what} (template {self.opts.template!r})")
         try:
             rgb = read_rgb8(path).rgb
         except ImageError as exc:
-            raise MethodError(f"restoration for {self._unit()} is unreadable: {exc}") from exc
-        height, width = lq.shape[-2:]
+            raise MethodError(f"restoration for {what} is unreadable: {exc}") from exc
+        height, width = request.lq.shape[-2:]
         if rgb.shape[:2] != (height, width):
-            raise MethodError(f"{path}: restoration is {rgb.shape[1]}x{rgb.shape[0]} but {self._unit()} is "
+            raise MethodError(f"{path}: restoration is {rgb.shape[1]}x{rgb.shape[0]} but {what} is "
                               f"{width}x{height} under this protocol (restorations are never resized)")
         return to_tensor(rgb)
 
-    def preflight(self, contexts: list[dict[str, Any]]) -> list[str]:
+    def preflight(self, units: list[Unit]) -> list[str]:
         """An absent `root`, and one line per dataset and QF with absent files: how many, the first few paths."""
         root = getattr(self.opts, "root", None)
         if root and not Path(root).expanduser().is_dir():
             return [f"folder {Path(root).expanduser()} not found (`root`: the restorations of this method)"]
         missing: dict[tuple[str, int], list[Path]] = {}
         totals: dict[tuple[str, int], int] = {}
-        for context in contexts:
-            block = (context["dataset"], int(context["qf"]))
+        for unit in units:
+            block = (unit.dataset, int(unit.qf))
             totals[block] = totals.get(block, 0) + 1
-            path = self.expected_path(context)
+            path = self.expected_path(unit)
             if not path.is_file():
                 missing.setdefault(block, []).append(path)
         lines = []

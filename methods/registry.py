@@ -1,58 +1,38 @@
-"""The method registry and its one entry point, `create_method(name, **config)`.
+"""The method registry: `create_method(name, **config)` for every method, built in or installed.
 
-Built-in methods are listed lazily (module paths), so that importing the registry stays cheap and a
-method's heavy dependencies load only when it is used. Third-party code can add its own with
-`@register_method`.
+Methods are entries of the generic registry (`bench.core.registry`) in the entry-point group
+`codiff_bench.methods`: this project's own methods are declared there in pyproject.toml exactly as a
+third-party package declares its own, and imported only when used. Code can also `@register_method(name)`.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from methods.base import Method, MethodError
+from bench.core.registry import Registry, registry
+from methods.base import Method
 
-# name -> "module:ClassName"; imported on first use.
-_BUILTIN: dict[str, str] = {
-    "jpeg": "methods.jpeg:JpegIdentity",
-    "fbcnn": "methods.fbcnn:Fbcnn",
-    "outputs": "methods.outputs:PrecomputedOutputs",
-    "command": "methods.command:ExternalCommand",
-    "codiff": "methods.codiff.method:Codiff",
-    "cave": "methods.codiff.method:CaveRestorer",
-    "cave-small": "methods.cave_small.method:CaveSmall",
-}
-_REGISTERED: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = registry("method", group="codiff_bench.methods", base=Method)
 
 
 def register_method(name: str):
     """Class decorator that registers a Method subclass under `name`."""
 
     def decorate(cls: type[Method]) -> type[Method]:
-        if not issubclass(cls, Method):
-            raise TypeError(f"{cls!r} is not a Method")
-        cls.name = name
-        _REGISTERED[name] = cls
+        METHODS.register(name, cls)
         return cls
 
     return decorate
 
 
 def list_methods() -> list[str]:
-    """Names of every known method, built-in and registered."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED))
+    """Names of every known method."""
+    return METHODS.names()
 
 
 def method_class(name: str) -> type[Method]:
-    """The class registered under `name`, importing its module if needed."""
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    if name not in _BUILTIN:
-        raise MethodError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
-    module_name, _, attr = _BUILTIN[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    _REGISTERED.setdefault(name, cls)
-    return cls
+    """The class registered under `name`, importing its module if needed (UnknownNameError otherwise)."""
+    return METHODS.get(name)
 
 
 def create_method(name: str, **config: Any) -> Method:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from reports.names import lower_better
 from reports.rundata import RunData
 from reports.stats import Paired, paired_comparison
 
@@ -43,7 +42,7 @@ def paired_tables(data: RunData, summary: pd.DataFrame, reference: str | None = 
         for qf, metric in list(table.columns):
             column = part[(part["qf"] == qf) & (part["metric"] == metric)]
             values = column.pivot_table(index="image", columns="method", values="value")
-            lower = lower_better(metric, data.metric_info)
+            lower = data.labels.lower_better(metric)
             ref = reference or _best(summary, dataset, qf, metric, lower)
             if ref is None or ref not in values:
                 table.columns.remove((qf, metric))

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.atomic import atomic_write_text
-from bench.paths import safe_component
-from reports.names import dataset_label, metric_label
+from bench.core.atomic import atomic_write_text
+from bench.core.paths import safe_component
 from reports.tables import Cell, QualityTable
 
 LATEX_SPECIAL = re.compile(r"([&%$#_{}~^\\])")
@@ -33,12 +32,12 @@ def latex_table(table: QualityTable) -> str:
     arrows = {m: r"$\downarrow$" if table.arrows[m] == "\u2193" else r"$\uparrow$" for m in table.metrics}
     lines = ["% Requires \\usepackage{booktabs} and \\usepackage{xcolor}.",
              "\\begin{table}[t]", "\\centering",
-             (f"\\caption{{{latex_escape(dataset_label(table.dataset))}: mean over images. "
+             (f"\\caption{{{latex_escape(table.dataset_label)}: mean over images. "
               "Best in \\textcolor{red}{red}, second in \\textcolor{blue}{blue}.}"),
              "\\begin{tabular}{l" + ("|" + "c" * k) * len(table.qfs) + "}", "\\toprule",
              " & ".join(["QF"] + [f"\\multicolumn{{{k}}}{{c}}{{{qf}}}" for qf in table.qfs]) + " \\\\",
              " ".join(f"\\cmidrule(lr){{{2 + i * k}-{1 + (i + 1) * k}}}" for i in range(len(table.qfs))),
-             " & ".join(["Method"] + [f"{latex_escape(metric_label(m))}{arrows[m]}" for _, m in table.columns])
+             " & ".join(["Method"] + [f"{latex_escape(table.metric_labels[m])}{arrows[m]}" for _, m in table.columns])
              + " \\\\", "\\midrule"]
     for method in table.methods:
         cells = [_latex_cell(table.cell(method, qf, metric)) for qf, metric in table.columns]
@@ -63,8 +62,8 @@ def markdown_tables(tables: list[QualityTable]) -> str:
     out = [("Means over images. Best in **bold**, second in *italics*; "
             f"{PARTIAL_MARK} over fewer images than the column's maximum."), ""]
     for table in tables:
-        out += [f"## {_md(dataset_label(table.dataset))}", "",
-                "| Method | " + " | ".join(f"QF{qf} {metric_label(m)}{table.arrows[m]}" for qf, m in table.columns)
+        out += [f"## {_md(table.dataset_label)}", "",
+                "| Method | " + " | ".join(f"QF{qf} {table.metric_labels[m]}{table.arrows[m]}" for qf, m in table.columns)
                 + " |", "|---|" + "---:|" * len(table.columns)]
         for method in table.methods:
             cells = [_md_cell(table.cell(method, qf, metric)) for qf, metric in table.columns]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from reports.paper import table2
+from bench.core.paper import table2
 
 MAX_ROWS = 100
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")

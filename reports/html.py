@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import math
 import time
 from pathlib import Path
@@ -16,15 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from bench.atomic import atomic_write_bytes, atomic_write_text
-from bench.paths import safe_component
+from bench.core.atomic import atomic_write_bytes, atomic_write_text
+from bench.core.paths import ANALYSES_FOLDER, safe_component
 from reports import plots
 from reports.compare import describe, paired_frame, paired_tables
 from reports.exports import write_exports
 from reports.extras import Section, folder_section, profile_section, text
-from reports.names import dataset_label, metric_label
+from reports.names import Labels
 from reports.paper import compare_quality, table1
-from reports.rundata import RunData
+from reports.rundata import ReportError, RunData
 from reports.tables import decimals, per_image_wide, quality_tables, summarize, wide_summary
 from reports.visual import choose_images, image_tables, panels
 
@@ -44,8 +45,11 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
     run_dir = Path(run_dir)
     out = run_dir / "report"
     data = RunData.load(run_dir)
+    if not os.access(run_dir, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ReportError(f"cannot write the report into {out}: the folder is read-only (copy the run folder "
+                          "somewhere writable and render it there)")
     if reference is not None and reference not in data.method_order:
-        raise ValueError(f"reference method {reference!r} has no results in {run_dir}; "
+        raise ReportError(f"reference method {reference!r} has no results in {run_dir}; "
                          f"methods with results: {', '.join(data.method_order) or 'none'}")
     written: list[Path] = []
     summary = summarize(data.results)
@@ -56,14 +60,16 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
     panel_list, decoded = panels(data, chosen, out / "visual")
     written += decoded
     profile = _optional(lambda: profile_section(run_dir), "profile")
-    cave = _optional(lambda: folder_section(run_dir, "cave_analysis", "CaVE analysis"), "cave_analysis")
+    analyses = [section for folder in sorted((run_dir / ANALYSES_FOLDER).glob("*/"))
+                if (section := _optional(lambda f=folder: folder_section(run_dir, f"{ANALYSES_FOLDER}/{f.name}",
+                                                                         f"Analysis: {f.name}"), folder.name))]
 
     figures = []
     for table in tables:
         stem = f"metric_vs_qf_{safe_component(table.dataset)}"
-        written += plots.metric_vs_qf(summary, table.dataset, table.methods, table.metrics, data.metric_info,
+        written += plots.metric_vs_qf(summary, table.dataset, table.methods, table.metrics, data.labels,
                                       out / "plots", stem)
-        figures.append({"title": f"{dataset_label(table.dataset)}: metrics against QF (95% CI bars)",
+        figures.append({"title": f"{table.dataset_label}: metrics against QF (95% CI bars)",
                         "png": f"plots/{stem}.png", "svg": f"plots/{stem}.svg"})
     complexity_figure = None
     if profile is not None and profile.profile_rows:
@@ -93,22 +99,22 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "error_counts": _error_counts(data.errors),
         "input_notes": _input_notes(data),
         "methods": _methods(data),
-        "metric_info": [(m, metric_label(m), (data.metric_info.get(m) or {}).get("description", ""))
+        "metric_info": [(m, data.labels.metric(m), (data.metric_info.get(m) or {}).get("description", ""))
                         for m in data.metrics],
         "tables": tables,
         "paired": [_paired_view(t, data) for t in paired],
         "reference": reference,
-        "paper": _paper_view(paper),
+        "paper": _paper_view(paper, data.labels),
         "paper_scope": _paper_scope(),
         "figures": figures,
         "complexity_figure": complexity_figure,
         "panels": panel_list,
         "unknown_images": unknown,
         "image_tables": image_tables(data, panel_list),
-        "extras": [s for s in (profile, cave) if s is not None],
+        "extras": [s for s in (profile, *analyses) if s is not None],
         "exports": sorted(p.relative_to(out).as_posix() for p in written if p.parent.name == "exports"),
-        "dataset_label": dataset_label,
-        "metric_label": metric_label,
+        "dataset_label": data.labels.dataset,
+        "metric_label": data.labels.metric,
     }
     index = out / "index.html"
     atomic_write_text(index, _environment().get_template("report.html.j2").render(**context))
@@ -143,10 +149,10 @@ def _remove_stale(out: Path, written: set[Path]) -> None:
 def _overview(data: RunData) -> list[tuple[str, str]]:
     counts = data.images.groupby("dataset").size().to_dict()
     return [("Run folder", str(data.run_dir.resolve())),
-            ("Datasets", ", ".join(f"{dataset_label(d)} ({counts.get(d, 0)} images)" for d in data.datasets) or "none"),
+            ("Datasets", ", ".join(f"{data.labels.dataset(d)} ({counts.get(d, 0)} images)" for d in data.datasets) or "none"),
             ("Methods with results", ", ".join(data.method_order) or "none"),
             ("Quality factors", ", ".join(map(str, data.qfs)) or "none"),
-            ("Metrics", ", ".join(metric_label(m) for m in data.metrics) or "none"),
+            ("Metrics", ", ".join(data.labels.metric(m) for m in data.metrics) or "none"),
             ("Values stored", f"{len(data.results):,}"),
             ("Failures", f"{len(data.errors):,}"),
             ("Skipped", (f"{sum(s['kind'] == 'metric' for s in data.skipped)} metrics, "
@@ -219,13 +225,13 @@ def _paired_view(table, data: RunData) -> dict[str, Any]:
             "references": table.references, "cells": cells}
 
 
-def _paper_view(paper: pd.DataFrame) -> list[dict[str, str]]:
+def _paper_view(paper: pd.DataFrame, labels: Labels) -> list[dict[str, str]]:
     rows = []
     for r in paper.itertuples():
         digits = decimals([r.paper, r.measured])
         ci = f"[{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]" if math.isfinite(r.ci_low) else ""
-        rows.append({"dataset": dataset_label(r.dataset), "method": r.method, "paper_method": r.paper_method,
-                     "qf": r.qf, "metric": metric_label(r.metric), "paper": f"{r.paper:.{digits}f}",
+        rows.append({"dataset": labels.dataset(r.dataset), "method": r.method, "paper_method": r.paper_method,
+                     "qf": r.qf, "metric": labels.metric(r.metric), "paper": f"{r.paper:.{digits}f}",
                      "measured": f"{r.measured:.{digits}f}", "ci": ci, "n": r.n,
                      "difference": f"{r.difference:+.{digits}f}",
                      "relative": f"{r.relative:+.1%}" if math.isfinite(r.relative) else "",

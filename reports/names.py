@@ -1,37 +1,33 @@
-"""Display names and better directions of metrics, datasets and methods, shared by tables, plots and exports."""
+"""Display names and better directions of a run's metrics and datasets, from what the run recorded.
+
+The run engine stores each metric's facts (label, direction; declared once, in `bench.metrics.specs`) and each
+dataset's label (datasets.yaml) with its results, so reports keep no table of their own.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-# How the paper and common usage spell our metric and dataset names.
-METRIC_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "psnr_b": "PSNR-B", "lpips": "LPIPS", "dists": "DISTS",
-                 "musiq": "MUSIQ", "maniqa": "MANIQA", "clipiqa": "CLIPIQA"}
-DATASET_LABELS = {"live1": "LIVE-1", "urban100": "Urban100", "div2k-val": "DIV2K-val"}
 
-# Used only when a run recorded no `metric_info` (older stores); the run's own record always wins.
-KNOWN_LOWER_BETTER = {"psnr": False, "ssim": False, "psnr_b": False, "lpips": True, "dists": True,
-                      "musiq": False, "maniqa": False, "clipiqa": False}
+@dataclass(frozen=True)
+class Labels:
+    """Names for display, looked up in the run's `metric_info` and `dataset_info` records."""
 
+    metric_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dataset_info: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name.upper())
+    def metric(self, name: str) -> str:
+        return str((self.metric_info.get(name) or {}).get("label") or name)
 
+    def dataset(self, name: str) -> str:
+        return str((self.dataset_info.get(name) or {}).get("label") or name)
 
-def dataset_label(name: str) -> str:
-    return DATASET_LABELS.get(name, name)
+    def lower_better(self, metric: str) -> bool:
+        return bool((self.metric_info.get(metric) or {}).get("lower_better", False))
 
-
-def lower_better(metric: str, metric_info: dict[str, Any]) -> bool:
-    """Whether smaller values of `metric` are better: from the run's record, else the known table."""
-    info = metric_info.get(metric) or {}
-    if "lower_better" in info:
-        return bool(info["lower_better"])
-    return KNOWN_LOWER_BETTER.get(metric, False)
-
-
-def arrow(metric: str, metric_info: dict[str, Any]) -> str:
-    return "\u2193" if lower_better(metric, metric_info) else "\u2191"
+    def arrow(self, metric: str) -> str:
+        return "\u2193" if self.lower_better(metric) else "\u2191"
 
 
 def order_like(preferred: list[str], present: list[str] | set[str]) -> list[str]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.atomic import atomic_path
+from bench.core.atomic import atomic_path
 from reports.extras import number
-from reports.names import arrow, dataset_label, metric_label
+from reports.names import Labels
 
 PROFILE_PANELS = (("params_g", "Parameters (G)"), ("macs_t", "MACs (T)"), ("time_s", "Time (s)"))
 
@@ -48,7 +48,7 @@ def save(fig, folder: Path, stem: str) -> list[Path]:
 
 
 def metric_vs_qf(summary: pd.DataFrame, dataset: str, methods: list[str], metrics: list[str],
-                 metric_info: dict[str, Any], folder: Path, stem: str) -> list[Path]:
+                 labels: Labels, folder: Path, stem: str) -> list[Path]:
     """One panel per metric: mean with its 95% interval against QF, one line per method."""
     plt = _pyplot()
     part = summary[summary["dataset"] == dataset]
@@ -63,16 +63,16 @@ def metric_vs_qf(summary: pd.DataFrame, dataset: str, methods: list[str], metric
             low = (line["mean"] - line["ci_low"]).fillna(0).clip(lower=0)
             high = (line["ci_high"] - line["mean"]).fillna(0).clip(lower=0)
             ax.errorbar(line["qf"], line["mean"], yerr=[low, high], marker="o", ms=4, capsize=2, label=plain(method))
-        ax.set_title(f"{metric_label(metric)} {arrow(metric, metric_info)}")
+        ax.set_title(f"{labels.metric(metric)} {labels.arrow(metric)}")
         ax.set_xlabel("JPEG quality factor")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles, legend = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), frameon=False,
+        fig.legend(handles, legend, loc="upper center", ncol=min(len(legend), 6), frameon=False,
                    bbox_to_anchor=(0.5, 1.0 + 0.06 / rows))
-    fig.suptitle(plain(dataset_label(dataset)), y=1.0 + 0.14 / rows)
+    fig.suptitle(plain(labels.dataset(dataset)), y=1.0 + 0.14 / rows)
     fig.tight_layout()
     return save(fig, folder, stem)
 

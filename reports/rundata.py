@@ -9,8 +9,13 @@ from typing import Any
 
 import pandas as pd
 
+from bench.core.errors import BenchError
 from bench.store import ResultsStore
-from reports.names import METRIC_LABELS, order_like
+from reports.names import Labels, order_like
+
+
+class ReportError(BenchError):
+    """A report cannot be made: no results store in the folder, an unknown reference, an unwritable folder."""
 
 
 @dataclass
@@ -29,6 +34,7 @@ class RunData:
     protocol: dict[str, Any]
     config: dict[str, Any]
     metric_info: dict[str, dict[str, Any]]
+    labels: Labels
     datasets: list[str] = field(default_factory=list)
     method_order: list[str] = field(default_factory=list)
     qfs: list[int] = field(default_factory=list)
@@ -38,13 +44,17 @@ class RunData:
     @classmethod
     def load(cls, run_dir: str | Path) -> RunData:
         run_dir = Path(run_dir)
+        if not (run_dir / ResultsStore.FILENAME).is_file():
+            raise ReportError(f"{run_dir} is not a run folder: it holds no {ResultsStore.FILENAME} "
+                              "(give the --run-dir of a `codiff-bench run`)")
         with ResultsStore.in_run_dir(run_dir, readonly=True) as store:
             data = cls(run_dir=run_dir, results=store.results_frame(), outputs=store.outputs_frame(),
                        errors=store.errors_frame(), images=store.images_frame(), lq=store.lq_frame(),
                        skipped=store.skipped(), methods=store.methods(),
                        manifest=store.get_meta("manifest", {}) or {}, protocol=store.get_meta("protocol", {}) or {},
                        config=store.get_meta("config", {}) or {},
-                       metric_info=store.get_meta("metric_info", {}) or {})
+                       metric_info=store.get_meta("metric_info", {}) or {},
+                       labels=Labels(store.get_meta("metric_info", {}) or {}, store.get_meta("dataset_info", {}) or {}))
         data._order()
         return data
 
@@ -56,7 +66,7 @@ class RunData:
         self.method_order = order_like(self.configured_methods,
                                        set(self.results["method"]) | set(self.outputs["method"]))
         self.qfs = sorted({int(q) for q in self.results["qf"]} | {int(q) for q in self.lq["qf"]})
-        preferred = list(cfg.get("metrics") or []) + list(self.metric_info) + list(METRIC_LABELS)
+        preferred = list(cfg.get("metrics") or []) + list(self.metric_info)
         self.metrics = order_like(preferred, set(self.results["metric"]))
 
     def method_name(self, label: str) -> str:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from reports.names import arrow, lower_better
 from reports.rundata import RunData
 from reports.stats import LEVEL, bootstrap_ci
 
@@ -74,6 +73,8 @@ class QualityTable:
     qfs: list[int]
     metrics: list[str]
     arrows: dict[str, str]
+    dataset_label: str = ""
+    metric_labels: dict[str, str] = field(default_factory=dict)
     cells: dict[tuple[str, int, str], Cell] = field(default_factory=dict)
 
     def cell(self, method: str, qf: int, metric: str) -> Cell | None:
@@ -94,14 +95,16 @@ def quality_tables(data: RunData, summary: pd.DataFrame) -> list[QualityTable]:
         metrics = [m for m in data.metrics if m in set(part["metric"])]
         table = QualityTable(dataset=dataset, methods=[m for m in data.method_order if m in set(part["method"])],
                              qfs=sorted({int(q) for q in part["qf"]}), metrics=metrics,
-                             arrows={m: arrow(m, data.metric_info) for m in metrics})
+                             arrows={m: data.labels.arrow(m) for m in metrics},
+                             dataset_label=data.labels.dataset(dataset),
+                             metric_labels={m: data.labels.metric(m) for m in metrics})
         for metric in metrics:
             rows = part[part["metric"] == metric]
             digits = decimals(rows["mean"].tolist())
             for r in rows.itertuples():
                 table.cells[(r.method, int(r.qf), metric)] = Cell(r.mean, r.ci_low, r.ci_high, int(r.n), digits)
         for qf, metric in table.columns:
-            _rank([c for m in table.methods if (c := table.cell(m, qf, metric))], lower_better(metric, data.metric_info))
+            _rank([c for m in table.methods if (c := table.cell(m, qf, metric))], data.labels.lower_better(metric))
         tables.append(table)
     return tables
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.atomic import atomic_write_bytes
-from bench.protocol import decode_jpeg
+from bench.core.atomic import atomic_write_bytes
+from bench.core.protocol import decode_jpeg
 from reports.extras import href
-from reports.names import metric_label
 from reports.rundata import RunData
 from reports.tables import decimals, fmt, per_image_wide
 
@@ -104,7 +103,7 @@ def panels(data: RunData, chosen: list[tuple[str, str]], folder: Path) -> tuple[
                 path = data.run_file(row.iloc[0]["path"]) if not row.empty else None
                 group = values.get((dataset, image, method, qf))
                 caption = "" if group is None else " \u00b7 ".join(
-                    f"{metric_label(m)} {fmt(v, digits.get(m, 4))}"
+                    f"{data.labels.metric(m)} {fmt(v, digits.get(m, 4))}"
                     for m, v in sorted(zip(group["metric"], group["value"]), key=lambda x: data.metrics.index(x[0])))
                 tiles.append(_tile(data, method, path, caption, _error(data, dataset, image, method, qf)))
             tiles.append(_tile(data, "HQ (reference)", hq, f"{panel.width} x {panel.height}", "HQ file missing"))

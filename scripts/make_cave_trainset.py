@@ -70,8 +70,8 @@ def downscale(rgb: np.ndarray, min_factor: float, max_side: int) -> tuple[np.nda
 
 
 def build(deb: Path, out: Path, heldout: int, seed: int, min_factor: float, max_side: int) -> dict:
-    from bench.atomic import atomic_write_bytes, atomic_write_text
-    from bench.imageio import encode_png, read_rgb8
+    from bench.core.atomic import atomic_write_bytes, atomic_write_text
+    from bench.core.imageio import encode_png, read_rgb8
 
     fields = deb_fields(deb)
     if fields.get("Package") != PACKAGE:

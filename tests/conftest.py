@@ -16,6 +16,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def registries():
+    """Every registry as it was before the test, afterwards: what a test registers never leaks into another."""
+    import bench.analysis
+    import bench.cli
+    import bench.metrics
+    import bench.profile.architecture
+    import methods.registry  # noqa: F401 - imported for the registries they create
+    from bench.core.registry import REGISTRIES
+
+    restores = [r.snapshot() for r in REGISTRIES.values()]
+    yield
+    for restore in restores:
+        restore()
+
+
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     """../shared/parity/official-tiny, or a skip saying why (a user's clone lacks it)."""
@@ -81,7 +97,7 @@ def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = N
     """
     import cv2
 
-    from bench.paths import safe_component, safe_names
+    from bench.core.paths import safe_component, safe_names
     from bench.store import ResultsStore, UnitKey
 
     datasets = datasets if datasets is not None else {"live1": ["img_a.png", "img_b.png", *REPORT_HOSTILE_NAMES],
@@ -99,8 +115,9 @@ def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = N
         store.set_meta("protocol", {"codec": "opencv", "subsampling": "420", "resize": "lanczos"})
         store.set_meta("config", {"datasets": list(datasets), "qf": list(qfs), "metrics": list(metrics),
                                   "methods": list(methods), "run_dir": str(run_dir)})
-        store.set_meta("metric_info", {m: {"lower_better": lb, "full_reference": True, "description": f"{m} <desc>"}
-                                       for m, lb in metrics.items()})
+        store.set_meta("metric_info", {m: {"label": m.upper(), "lower_better": lb, "full_reference": True,
+                                           "description": f"{m} <desc>"} for m, lb in metrics.items()})
+        store.set_meta("dataset_info", {d: {"label": d.upper(), "description": ""} for d in datasets})
         store.set_meta("manifest", {"git": {"commit": "0123abcd", "dirty": True}, "versions": {"torch": "2.x"},
                                     "device": {"device": "cpu", "processor": "x86_64"}, "seed": 0,
                                     "started": "2025-01-01T00:00:00", "weights": {"lpips": [

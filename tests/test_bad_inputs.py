@@ -20,8 +20,8 @@ from PIL import Image
 
 from bench.cli import main
 from bench.config import RunConfig
-from bench.imageio import ImageError, read_rgb8
-from bench.protocol import JpegProtocol, ProtocolError
+from bench.core.imageio import ImageError, read_rgb8
+from bench.core.protocol import JpegProtocol, ProtocolError
 from bench.store import ResultsStore
 
 MAX_PIXELS = 5000  # the run's limit here; the corpus's "large" image exceeds it, every other image is below

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods.base import MethodError
+from methods.base import MethodError, Unit
 from methods.fbcnn import _starts
 from methods.registry import create_method
 
@@ -35,16 +35,16 @@ def test_fbcnn_restores_through_spandrel_blind_and_with_a_fed_qf(baselines_fbcnn
 
     blind = create_method("fbcnn", weights=str(baselines_fbcnn_weights))
     assert blind.blind and blind.missing_weights() == []
-    out = blind.restore(lq, qf=10)
+    out = blind(lq, qf=10)
     assert out.shape == lq.shape and 0 <= out.min() and out.max() <= 1
     torch.testing.assert_close(out, expected_blind)
 
-    fixed = create_method("fbcnn", weights=str(baselines_fbcnn_weights), qf_override=10).restore(lq, qf=50)
+    fixed = create_method("fbcnn", weights=str(baselines_fbcnn_weights), qf_override=10)(lq, qf=50)
     torch.testing.assert_close(fixed, expected_q10)
     assert not torch.allclose(fixed, expected_blind)
     true_qf = create_method("fbcnn", weights=str(baselines_fbcnn_weights), qf_override="true")
     assert not true_qf.blind
-    torch.testing.assert_close(true_qf.restore(lq, qf=10), expected_q10)
+    torch.testing.assert_close(true_qf(lq, qf=10), expected_q10)
 
 
 def test_fbcnn_tiles_cover_the_image_and_gray_weights_work_on_colour(tmp_path, baselines_fbcnn_weights,
@@ -56,13 +56,13 @@ def test_fbcnn_tiles_cover_the_image_and_gray_weights_work_on_colour(tmp_path, b
             covered[start:start + tile] = True
         assert covered.all()
     lq = _image(37, 45)
-    tiled = create_method("fbcnn", weights=str(baselines_fbcnn_weights), tile=16, tile_overlap=4).restore(lq)
+    tiled = create_method("fbcnn", weights=str(baselines_fbcnn_weights), tile=16, tile_overlap=4)(lq)
     assert tiled.shape == lq.shape and torch.isfinite(tiled).all()
 
     gray = tmp_path / "fbcnn_gray.pth"
     torch.save(baselines_fbcnn_state_dict(in_nc=1), gray)
     lq = _image(24, 32)
-    y_mode = create_method("fbcnn", weights=str(gray)).restore(lq)
+    y_mode = create_method("fbcnn", weights=str(gray))(lq)
     # "y" restores luma only: the difference to the input is the same in R, G and B (chroma kept)
     delta = y_mode - lq
     inside = (y_mode > 0) & (y_mode < 1)
@@ -70,14 +70,14 @@ def test_fbcnn_tiles_cover_the_image_and_gray_weights_work_on_colour(tmp_path, b
     mask = inside.all(dim=1, keepdim=True).expand_as(delta)
     d = torch.where(mask, delta, torch.nan)
     torch.testing.assert_close(d[:, 0][mask[:, 0]], d[:, 1][mask[:, 1]])
-    per_channel = create_method("fbcnn", weights=str(gray), gray_mode="channels").restore(lq)
+    per_channel = create_method("fbcnn", weights=str(gray), gray_mode="channels")(lq)
     assert per_channel.shape == lq.shape and not torch.allclose(per_channel, y_mode)
 
 
 def test_fbcnn_configuration_errors():
     with pytest.raises(MethodError, match="qf_override"):
         create_method("fbcnn", qf_override=0)
-    with pytest.raises(MethodError, match="unknown config keys.*'wieghts'"):
+    with pytest.raises(MethodError, match="unknown key wieghts \\(did you mean 'weights'\\?\\)"):
         create_method("fbcnn", wieghts="x.pth")
     with pytest.raises(MethodError, match="tile_overlap"):
         create_method("fbcnn", tile=16, tile_overlap=16)
@@ -154,10 +154,10 @@ def test_fbcnn_refuses_a_pickle_that_would_run_code(tmp_path):
 
 
 # -- precomputed outputs -------------------------------------------------------------------------------
-def _context(tmp_path: Path, image: str = "a.png", qf: int = 10, dataset: str = "set") -> dict:
+def _context(tmp_path: Path, image: str = "a.png", qf: int = 10, dataset: str = "set") -> Unit:
     stem = Path(image).stem
-    return {"dataset": dataset, "image": image, "stem": stem, "qf": qf,
-            "lq_path": tmp_path / "lq" / dataset / f"qf{qf}" / f"{stem}.jpg", "work_dir": tmp_path / "work" / f"qf{qf}"}
+    return Unit(dataset, image, stem, qf, tmp_path / "lq" / dataset / f"qf{qf}" / f"{stem}.jpg",
+                tmp_path / "work" / f"qf{qf}")
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -172,18 +172,18 @@ def test_outputs_reads_files_through_the_template(tmp_path):
     _write_png(tmp_path / "tool" / "SET" / "q10" / "sub" / "a.png", rgb)
     method = create_method("outputs", root=str(tmp_path / "tool"), template="{root}/{dataset}/q{qf}/{name}.png",
                            dataset_names={"set": "SET"})
-    method.set_context(**_context(tmp_path, image="sub/a.bmp"))
-    out = method.restore(torch.zeros(1, 3, 16, 24))
+    unit = _context(tmp_path, image="sub/a.bmp")
+    out = method(torch.zeros(1, 3, 16, 24), unit=unit)
     assert np.array_equal((out * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy(), rgb)
 
-    method.set_context(**_context(tmp_path, image="sub/b.bmp"))
+    unit = _context(tmp_path, image="sub/b.bmp")
     with pytest.raises(MethodError, match="restoration not found") as info:
-        method.restore(torch.zeros(1, 3, 16, 24))
+        method(torch.zeros(1, 3, 16, 24), unit=unit)
     assert str(tmp_path / "tool" / "SET" / "q10" / "sub" / "b.png") in str(info.value)
 
-    method.set_context(**_context(tmp_path, image="sub/a.bmp"))
+    unit = _context(tmp_path, image="sub/a.bmp")
     with pytest.raises(MethodError, match="is 24x16 but .* is 24x8 .*never resized"):
-        method.restore(torch.zeros(1, 3, 8, 24))
+        method(torch.zeros(1, 3, 8, 24), unit=unit)
 
     lines = method.preflight([_context(tmp_path, image=i) for i in ("sub/a.bmp", "sub/b.bmp", "c.png")])
     assert len(lines) == 1 and lines[0].startswith("set qf10: 2 of 3 restorations missing")
@@ -196,8 +196,8 @@ def test_outputs_configuration_errors(tmp_path):
         create_method("outputs", root=str(tmp_path), template="{root.__class__}/{stem}.png")
     with pytest.raises(MethodError, match="set `root`"):
         create_method("outputs")
-    with pytest.raises(MethodError, match="no unit context"):
-        create_method("outputs", root=str(tmp_path)).restore(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(MethodError, match="names no unit"):
+        create_method("outputs", root=str(tmp_path))(torch.zeros(1, 3, 8, 8))
 
 
 # -- external commands ---------------------------------------------------------------------------------
@@ -225,9 +225,8 @@ def _lq_folder(tmp_path: Path, qf: int = 10, names=("a", "b")) -> Path:
     return folder
 
 
-def _command_context(tmp_path: Path, lq: Path, name: str, qf: int = 10) -> dict:
-    return {"dataset": "set", "image": f"{name}.png", "stem": name, "qf": qf, "lq_path": lq / f"{name}.jpg",
-            "work_dir": tmp_path / "run" / "work" / "cmd" / f"qf{qf}"}
+def _command_context(tmp_path: Path, lq: Path, name: str, qf: int = 10) -> Unit:
+    return Unit("set", f"{name}.png", name, qf, lq / f"{name}.jpg", tmp_path / "run" / "work" / "cmd" / f"qf{qf}")
 
 
 def test_command_runs_once_per_block_and_reads_its_outputs(tmp_path):
@@ -239,8 +238,8 @@ def test_command_runs_once_per_block_and_reads_its_outputs(tmp_path):
                                               f"{{input_dir}} {{output_dir}} {shlex.quote(str(calls))}")
     outs = []
     for name in ("a", "b"):
-        method.set_context(**_command_context(tmp_path, lq, name))
-        outs.append(method.restore(torch.zeros(1, 3, 16, 24)))
+        unit = _command_context(tmp_path, lq, name)
+        outs.append(method(torch.zeros(1, 3, 16, 24), unit=unit))
     assert calls.read_text() == "x"  # one run for the block, although the input folder has a space in its path
     block = method.block_dir(_command_context(tmp_path, lq, "a"))
     assert sorted(p.name for p in (block / "output").iterdir()) == ["a.png", "b.png"]
@@ -248,9 +247,9 @@ def test_command_runs_once_per_block_and_reads_its_outputs(tmp_path):
     assert not list(block.glob(".tmp-*"))
     assert outs[0].shape == (1, 3, 16, 24) and not torch.equal(outs[0], outs[1])
 
-    again = create_method("command", command=method.config["command"])  # a new process: outputs are reused
-    again.set_context(**_command_context(tmp_path, lq, "a"))
-    again.restore(torch.zeros(1, 3, 16, 24))
+    again = create_method("command", command=method.opts.command)  # a new process: outputs are reused
+    unit = _command_context(tmp_path, lq, "a")
+    again(torch.zeros(1, 3, 16, 24), unit=unit)
     assert calls.read_text() == "x"
 
 
@@ -266,9 +265,9 @@ def test_a_failing_command_is_an_error_for_each_unit_of_its_block(tmp_path, comm
                            shell=shell, timeout=timeout)
     messages = []
     for name in ("a", "b"):
-        method.set_context(**_command_context(tmp_path, lq, name))
+        unit = _command_context(tmp_path, lq, name)
         with pytest.raises(MethodError) as info:
-            method.restore(torch.zeros(1, 3, 16, 24))
+            method(torch.zeros(1, 3, 16, 24), unit=unit)
         messages.append(str(info.value))
     assert status in messages[0] and "command.log" in messages[0] and messages[0] == messages[1]
     log = (method.block_dir(_command_context(tmp_path, lq, "a")) / "command.log").read_text()

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.analysis.cave import CaveAnalysisConfig, CaveAnalysisError, analyse_run, run_cave_analysis
-from bench.analysis.cave_samples import crop_boxes
+from bench.analysis import AnalysisInputs
+from methods.codiff.analysis.cave import CaveAnalysis, CaveAnalysisConfig, CaveAnalysisError, run_cave_analysis
+from methods.codiff.analysis.samples import crop_boxes
 from bench.analysis.separation import qf_errors, silhouettes, tsne_perplexity
-from bench.protocol import JpegProtocol
+from bench.core.protocol import JpegProtocol
 from methods.codiff.cave import CaVE, CaVEConfig, init_cave_weights, save_cave
 
 QFS = [1, 5, 10, 50]
@@ -129,7 +130,7 @@ def test_analysis_writes_every_figure_table_and_summary(tmp_path: Path, caves, i
 
 
 def test_inputs_key_follows_settings_checkpoints_and_images(tmp_path: Path, caves, images) -> None:
-    from bench.analysis.cave import inputs_key, resolve_cave
+    from methods.codiff.analysis.cave import inputs_key, resolve_cave
 
     specs = [resolve_cave(c) for c in caves]
     key = inputs_key(config(caves), specs, images, JpegProtocol())
@@ -151,8 +152,9 @@ def test_bad_inputs_are_recorded_not_fatal(tmp_path: Path, caves, images) -> Non
     assert items == {"broken.png", "gone"} and list(summary["silhouette"]) == ["explicit"]
     with pytest.raises(CaveAnalysisError, match="no checkpoint"):
         run_cave_analysis(config([missing]), images, tmp_path / "out2", progress=False)
-    skipped = analyse_run(config([missing]), images, JpegProtocol(), tmp_path / "run", progress=False)
-    assert list(skipped) == ["cave_analysis"] and "missing" in skipped["cave_analysis"]
+    analysis = CaveAnalysis(caves=[str(missing)], qfs=QFS, crops=1, crop_size=32)
+    with pytest.raises(CaveAnalysisError, match="missing"):
+        analysis.run(AnalysisInputs(images, JpegProtocol(), tmp_path / "run", progress=False))
 
 
 @pytest.mark.slow
@@ -165,7 +167,7 @@ def test_command_writes_into_the_run_folder(tmp_path: Path, caves, images) -> No
                    "--qfs", "1,5,10,50", "--crops", "1", "--crop-size", "32", "--run-dir", str(tmp_path / "run"),
                    "--quiet"])
     assert status == 0
-    out = tmp_path / "run" / "cave_analysis"
+    out = tmp_path / "run" / "analyses" / "cave"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 3 and summary["unseen_qfs"] == [1, 5]
     stamp = (out / "tsne.png").stat().st_mtime_ns

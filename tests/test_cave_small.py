@@ -42,7 +42,7 @@ def test_cave_small_is_registered_and_points_at_the_shipped_dual_cave(tmp_path: 
 def test_cave_small_restores_with_any_cave_checkpoint(tmp_path: Path) -> None:
     method = create_method("cave-small", cave=str(_tiny_cave(tmp_path / "mine")))
     lq = torch.rand(1, 3, 40, 56)
-    out = method.restore(lq)
+    out = method(lq)
     assert out.shape == lq.shape and 0 <= out.min() and out.max() <= 1
 
 
@@ -51,8 +51,8 @@ def test_shipped_dual_cave_restores_heavy_jpeg_better_than_jpeg() -> None:
     _shipped()
     from skimage import data
 
-    from bench.imageio import to_tensor
-    from bench.protocol import JpegProtocol, decode_jpeg
+    from bench.core.imageio import to_tensor
+    from bench.core.protocol import JpegProtocol, decode_jpeg
 
     def psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
         return float(-10 * torch.log10(((x - ref) ** 2).mean()))
@@ -62,7 +62,7 @@ def test_shipped_dual_cave_restores_heavy_jpeg_better_than_jpeg() -> None:
     for image in (data.astronaut()[:256, 128:384], data.coffee()[:256, :256], data.chelsea()[:256, :256]):
         hq = to_tensor(image)
         lq = to_tensor(decode_jpeg(JpegProtocol().encode(image, 5)))
-        out = method.restore(lq)
+        out = method(lq)
         assert out.shape == lq.shape and 0 <= out.min() and out.max() <= 1
         gains.append(psnr(out, hq) - psnr(lq, hq))
     assert sum(gains) / len(gains) > 0.1, gains
@@ -93,7 +93,7 @@ def test_estimate_qf_works_with_nothing_downloaded(tmp_path: Path, monkeypatch, 
     from skimage import data
 
     from bench.cli import main
-    from bench.protocol import JpegProtocol
+    from bench.core.protocol import JpegProtocol
 
     monkeypatch.setenv("CODIFF_BENCH_WEIGHTS", str(tmp_path / "empty"))
     photo = tmp_path / "photo.jpg"
@@ -108,15 +108,15 @@ def test_run_engine_writes_the_cave_analysis_into_the_run_folder(tmp_path: Path,
     from bench.config import ConfigError, RunConfig
     from bench.runner import Runner
 
-    with pytest.raises(ConfigError, match="cave_analysis"):
-        RunConfig.from_dict({"cave_analysis": {"cavez": []}})
+    with pytest.raises(ConfigError, match="unknown key cave_analysis .did you mean 'analyses'"):
+        RunConfig.from_dict({"cave_analysis": {"caves": []}})
     caves = [f"a={_tiny_cave(tmp_path / 'a')}", f"gone={tmp_path / 'gone.safetensors'}"]
     config = RunConfig.from_dict({"images": [str(image_folder)], "datasets": [], "qf": [10], "methods": ["jpeg"],
                                   "metrics": ["psnr"], "run_dir": str(tmp_path / "run"), "report": False,
-                                  "cave_analysis": {"caves": caves, "qfs": [1, 5, 10, 50], "crops": 0}})
+                                  "analyses": [{"name": "cave", "caves": caves, "qfs": [1, 5, 10, 50], "crops": 0}]})
     summary = Runner(config, progress=False).run()
-    out = tmp_path / "run" / "cave_analysis"
+    out = tmp_path / "run" / "analyses" / "cave"
     written = json.loads((out / "summary.json").read_text())
     assert (out / "tsne.png").is_file() and written["samples_per_checkpoint"] == 3 * 4
-    assert {"kind": "analysis", "name": "cave_analysis:gone"} in [
+    assert {"kind": "analysis", "name": "cave:gone"} in [
         {k: s[k] for k in ("kind", "name")} for s in summary.skipped]

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from methods.codiff.checkpoint import (CheckpointError, CODiffCheckpoint, convert_checkpoint, load_codiff_checkpoint,
-                                       save_codiff_checkpoint)
+from methods.codiff.checkpoint import CheckpointError, CODiffCheckpoint, load_codiff_checkpoint, save_codiff_checkpoint
+from methods.codiff.convert import convert_checkpoint
 from methods.codiff.generator import CODiffGenerator, load_generator, release_lora_spec
 from methods.codiff.sd import load_sd_components, resolve_sd_path, sd_weight_files
 
@@ -99,7 +99,7 @@ def test_hub_id_resolves_only_from_the_local_cache(codiff_standin_weights, tmp_p
 
 
 def test_conversion_command(codiff_standin_weights, tmp_path, capsys):
-    from methods.codiff.checkpoint import main
+    from methods.codiff.convert import main
 
     assert main([str(codiff_standin_weights["codiff"]), str(tmp_path / "c"), "--format", "project"]) == 0
     assert (tmp_path / "c.safetensors").is_file() and (tmp_path / "c.json").is_file()

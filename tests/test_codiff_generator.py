@@ -52,7 +52,8 @@ def test_forward_shapes_and_posterior_sampling(generator):
 
 
 def test_pipeline_precisions_merge_and_padding(codiff_tiny_models):
-    from methods.codiff.pipeline import CODiffPipeline, PipelineConfig
+    from methods.codiff.options import PipelineConfig
+    from methods.codiff.pipeline import CODiffPipeline
 
     lq = torch.rand(1, 3, 27, 37)  # odd sizes: padded to the VAE's factor, then cropped back
     outputs = {}

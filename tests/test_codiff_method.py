@@ -20,7 +20,7 @@ def test_registered_and_cheap_to_create(tmp_path):
     assert {"config.json", "scheduler_config.json", "diffusion_pytorch_model.safetensors", "c.pkl"} <= missing
     with pytest.raises(MethodError, match="c.pkl"):
         method.load()
-    with pytest.raises(MethodError, match="unknown config keys"):
+    with pytest.raises(MethodError, match="unknown key colour_fix .did you mean 'color_fix'"):
         create_method("codiff", colour_fix="adain")
     with pytest.raises(MethodError, match="dtype"):
         create_method("codiff", dtype="fp8")
@@ -33,20 +33,20 @@ def test_project_checkpoint_lists_both_files(tmp_path):
 
 
 def test_codiff_restores_in_range_and_fingerprint_follows_config(codiff_standin_weights):
-    method = create_method("codiff", **_config(codiff_standin_weights, latent_tile=16, latent_overlap=4))
+    method = create_method("codiff", **_config(codiff_standin_weights, tiles={"latent_tile": 16, "latent_overlap": 4}))
     assert not method.missing_weights()
     lq = torch.rand(1, 3, 40, 56)
-    out = method.restore(lq)
+    out = method(lq)
     assert out.shape == lq.shape and 0 <= out.min() and out.max() <= 1
     other = create_method("codiff", **_config(codiff_standin_weights, color_fix="wavelet"))
     assert other.fingerprint() != method.fingerprint()
-    assert method.describe()["pipeline"]["tiles"]["latent_tile"] == 16
+    assert method.describe()["config"]["tiles"]["latent_tile"] == 16
 
 
 def test_cave_method_restores_whole_or_tiled(codiff_standin_weights):
     lq = torch.rand(1, 3, 72, 100)
-    whole = create_method("cave", cave=str(codiff_standin_weights["cave"])).restore(lq)
-    tiled = create_method("cave", cave=str(codiff_standin_weights["cave"]), tile=64, tile_overlap=32).restore(lq)
+    whole = create_method("cave", cave=str(codiff_standin_weights["cave"]))(lq)
+    tiled = create_method("cave", cave=str(codiff_standin_weights["cave"]), tile=64, tile_overlap=32)(lq)
     assert whole.shape == tiled.shape == lq.shape
     assert 0 <= whole.min() and whole.max() <= 1
     assert (whole - tiled).abs().mean() < 0.1

@@ -8,7 +8,8 @@ import torch
 
 from methods.codiff.cave import load_cave
 from methods.codiff.generator import load_generator
-from methods.codiff.pipeline import CODiffPipeline, PipelineConfig
+from methods.codiff.options import PipelineConfig
+from methods.codiff.pipeline import CODiffPipeline
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_complete_set_resolves_via_environment(tmp_path, monkeypatch, make_image
 
 
 def test_unknown_dataset_lists_the_registered_ones():
-    with pytest.raises(DatasetError, match="registered: .*sample"):
+    with pytest.raises(DatasetError, match="known: .*sample"):
         resolve_dataset("nope")
 
 

@@ -9,27 +9,34 @@ from pathlib import Path
 
 import yaml
 
-from bench.atomic import TMP_MARK
+from bench.core.atomic import TMP_MARK
 from bench.cli import main
-from bench.lock import RunLock
+from bench.core.lock import RunLock
 from bench.store import ResultsStore
 
 # A method that holds its first image until the test opens the gate, so that the first run is certainly
 # still running while the second starts.
 GATED_METHOD = '''
 import os, time
+from dataclasses import dataclass
 from pathlib import Path
 from methods.base import Method
 from methods.registry import register_method
 
+@dataclass(frozen=True)
+class GateOptions:
+    gate: str = ""
+
 @register_method("test-gated")
 class Gated(Method):
-    def restore(self, lq, *, qf=None, jpeg_bytes=None):
-        gate = Path(self.config["gate"])
+    config_class = GateOptions
+
+    def restore(self, request):
+        gate = Path(self.opts.gate)
         gate.with_suffix(".waiting").touch()
         while not gate.exists():
             time.sleep(0.01)
-        return lq.clone()
+        return request.lq.clone()
 '''
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.errors import UnknownNameError
 from bench.metrics import MetricError, check_metrics, create_metric, list_metrics
 from bench.metrics.psnrb import blocking_effect_factor, psnr_b
 
@@ -58,7 +59,7 @@ def test_registry_lists_the_papers_metrics_with_pyiqas_properties():
             assert spec.full_reference == (cfg["metric_mode"] == "FR"), name
         assert spec.description.endswith("lower is better" if spec.lower_better else "higher is better")
     assert [metric_spec(n).lower_better for n in ("lpips", "dists", "psnr", "musiq")] == [True, True, False, False]
-    with pytest.raises(MetricError, match="unknown metric 'psnrr'"):
+    with pytest.raises(UnknownNameError, match="unknown metric 'psnrr' .did you mean 'psnr'"):
         create_metric("psnrr")
 
 
@@ -223,7 +224,7 @@ def test_strict_raises_and_creation_fails_fast_offline(metrics_caches, metrics_n
     assert "musiq_koniq_ckpt-e95806b9.pth is missing" in str(info.value)
     assert "ckpt_koniq10k.pt is missing" in str(info.value)
     assert check_metrics(["psnr"], strict=True) == (["psnr"], {})
-    with pytest.raises(MetricError, match="unknown metric"):
+    with pytest.raises(UnknownNameError, match="unknown metric"):
         check_metrics(["psnr", "nosuch"])
     with pytest.raises(MetricError, match=r"metric 'maniqa' cannot be created: .*vit_base_patch8_224"):
         create_metric("maniqa")

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench.atomic import TMP_MARK
+from bench.core.atomic import TMP_MARK
 from bench.cli import main
 from bench.config import RunConfig
-from bench.imageio import read_rgb8
-from bench.paths import inside, safe_component, safe_names
+from bench.core.imageio import read_rgb8
+from bench.core.paths import inside, safe_component, safe_names
 from bench.runner import Runner, WorkUnit
 from bench.store import ResultsStore
 
@@ -91,7 +91,7 @@ def test_hostile_labels_dataset_names_and_image_names_stay_inside(tmp_path, make
         outputs, results = store.outputs_frame(), store.results_frame()
     assert len(outputs) == len(methods) * 2 and outputs["path"].is_unique
     assert len(results) == len(methods) * 2 and results["value"].nunique() == 2  # same method, same two images
-    for unit_dir in (runner.unit_context(u)["work_dir"] for u in _units(runner)):
+    for unit_dir in (runner.unit(u).work_dir for u in _units(runner)):
         inside(run_dir, unit_dir)
 
 

@@ -29,7 +29,7 @@ def test_paper_config_is_table_1(monkeypatch):
     assert {s.method for s in specs.values()} == {"jpeg", "fbcnn", "outputs", "codiff"}
     assert specs["jdec"].config["root"] == "baseline-outputs/jdec"  # ${VAR:-default} with the variable unset
     assert specs["fbcnn"].config["weights"] == "~/.cache/codiff-bench/weights/fbcnn_color.pth"
-    p = config.jpeg_protocol()
+    p = config.protocol
     assert (p.codec, p.subsampling, p.resize) == ("opencv", "420", "lanczos")
 
     monkeypatch.setenv("CODIFF_BENCH_OUTPUTS", "/data/restorations")

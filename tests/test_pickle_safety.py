@@ -103,7 +103,7 @@ def _sd_base_model(m: Any, path: Path) -> Any:
 LOADERS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
     "codiff.pkl": ("methods.codiff.checkpoint", lambda m, p: m.load_codiff_checkpoint(p)),
     "official torch file": ("methods.codiff.checkpoint", lambda m, p: m.load_torch_file(p, "checkpoint")),
-    "checkpoint conversion": ("methods.codiff.checkpoint",
+    "checkpoint conversion": ("methods.codiff.convert",
                               lambda m, p: m.convert_checkpoint(p, p.with_name("converted.safetensors"))),
     "SD base model (diffusers .bin)": ("methods.codiff.sd", _sd_base_model),
     "cave.pth": ("methods.codiff.cave", lambda m, p: m.load_cave(p)),

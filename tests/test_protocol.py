@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.imageio import read_rgb8
-from bench.protocol import JpegProtocol, ProtocolError, decode_jpeg
+from bench.core.imageio import read_rgb8
+from bench.core.errors import ConfigError
+from bench.core.protocol import JpegProtocol, ProtocolError, decode_jpeg
 
 
 def _image(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
@@ -73,5 +74,5 @@ def test_protocol_key_ignores_quality_but_not_other_choices():
     assert base.key() != JpegProtocol(codec="pillow").key()
     assert base.key() != JpegProtocol(subsampling="444").key()
     assert JpegProtocol.from_dict({"subsampling": "4:2:0"}) == base
-    with pytest.raises(ProtocolError, match="unknown protocol keys"):
+    with pytest.raises(ConfigError, match="unknown key protocol.colour"):
         JpegProtocol.from_dict({"colour": "x"})

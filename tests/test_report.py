@@ -15,7 +15,8 @@ import pytest
 
 from bench.store import ResultsStore
 from reports import render_report
-from reports.paper import compare_quality, table1, table2
+from bench.core.paper import table1, table2
+from reports.paper import compare_quality
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 
@@ -54,8 +55,8 @@ def _profile_and_cave(run_dir: Path) -> None:
     (run_dir / "profile" / "profile.json").write_text(json.dumps({"notes": ["MACs counted with fvcore"], "rows": [
         {"method": "codiff", "steps": 1, "params_g": 1.01, "macs_t": 7.5, "time_s": 12.0, "device": "cpu <x>"},
         {"method": "jpeg", "steps": 0, "params_g": 0.0, "macs_t": 0.0, "time_s": 0.001, "device": "cpu"}]}))
-    cave = run_dir / "cave_analysis"
-    cave.mkdir()
+    cave = run_dir / "analyses" / "cave"
+    cave.mkdir(parents=True)
     Image.new("RGB", (40, 30), (200, 30, 30)).save(cave / "tsne.png")
     (cave / "tsne.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="3"></svg>')
     Image.new("RGB", (40, 30), (30, 30, 200)).save(cave / "qf_mse.png")
@@ -157,7 +158,7 @@ def test_every_link_resolves_to_a_local_file(rendered):
 def test_lq_tiles_show_the_jpeg_as_the_harness_decodes_it(rendered):
     import cv2
 
-    from bench.protocol import decode_jpeg
+    from bench.core.protocol import decode_jpeg
 
     html = rendered["html"]
     report = rendered["index"].parent
@@ -261,11 +262,11 @@ def test_profile_and_cave_sections(rendered):
     assert html.index("t-SNE &lt;of&gt;") < html.index("qf_mse.png")  # the summary's order first
     assert html.index("Silhouette per checkpoint") < html.index("samples.csv")
     assert "150 rows (the first 100 shown)" in text and "Mean-pooled embeddings" in text
-    assert 'href="../cave_analysis/embeddings.npz"' in html
+    assert 'href="../analyses/cave/embeddings.npz"' in html
     assert "t-SNE <of> CaVE embeddings" in text and "dual separates QFs better" in text
-    assert 'src="../cave_analysis/tsne.png"' in html and 'href="../cave_analysis/tsne.svg"' in html
-    assert 'src="../cave_analysis/qf_mse.png"' in html and "0.41" in text
-    assert "cave_analysis/broken.json: cannot be read" in text
+    assert 'src="../analyses/cave/tsne.png"' in html and 'href="../analyses/cave/tsne.svg"' in html
+    assert 'src="../analyses/cave/qf_mse.png"' in html and "0.41" in text
+    assert "analyses/cave/broken.json: cannot be read" in text
     assert "MACs counted with fvcore" in text and "paper_params_g" in text
     # CODiff: 1.01 G measured against the paper's 1.00 G
     assert re.search(r"<td>1\.01</td>.*?<td>1</td>.*?<td>0\.01</td>", html, re.DOTALL)
@@ -284,16 +285,7 @@ def test_minimal_run_jpeg_only_one_image(tmp_path, report_run_builder):
 
 
 def test_cli_reference_images_and_stale_files(tmp_path, report_run_builder):
-    import argparse
-
-    from bench.commands import report
-
-    parser = argparse.ArgumentParser()
-    report.register(parser.add_subparsers())
-
-    def main(argv: list[str]) -> int:
-        args = parser.parse_args(argv)
-        return args.func(args)
+    from bench.cli import main
 
     run_dir = report_run_builder(tmp_path / "run", datasets={"live1": ["a.png", "b.png", "c.png"]}, qfs=(5,),
                                  metrics={"psnr": False, "lpips": True}, failures=False)
@@ -304,7 +296,7 @@ def test_cli_reference_images_and_stale_files(tmp_path, report_run_builder):
     html = (run_dir / "report" / "index.html").read_text()
     assert html.count("<th class=\"ref\">vs fbcnn</th>") == 2
     assert "Requested images not found in this run: nope.png" in html
-    assert re.findall(r"<h3>LIVE-1: ([^<]*?) <span", html) == ["b.png", "c.png"]
+    assert re.findall(r"<h3>LIVE1: ([^<]*?) <span", html) == ["b.png", "c.png"]
     assert not stale.exists()
     assert main(["report", str(run_dir), "--reference", "nosuch"]) == 2
     assert main(["report", str(tmp_path / "missing")]) == 2

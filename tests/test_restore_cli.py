@@ -26,8 +26,9 @@ def test_restore_folder_and_file_with_codiff(tmp_path, make_images, codiff_stand
     bad.write_bytes(b"not a jpeg")
     w = codiff_standin_weights
     status = main(["restore", str(tmp_path / "src"), str(jpegs[0]), "-o", str(tmp_path / "out"), "--quiet",
-                   "--sd-path", str(w["sd"]), "--codiff", str(w["codiff"]), "--cave", str(w["cave"]),
-                   "--color-fix", "wavelet", "--latent-tile", "16", "--latent-overlap", "4"])
+                   "--method", "codiff", "--set", f"sd_path={w['sd']}", "--set", f"codiff={w['codiff']}",
+                   "--set", f"cave={w['cave']}", "--set", "color_fix=wavelet", "--set", "tiles.latent_tile=16",
+                   "--set", "tiles.latent_overlap=4"])
     assert status == 1  # the broken file is reported, the others are restored
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "would overwrite" in err  # the file given twice (folder and file)
@@ -41,13 +42,13 @@ def test_restore_with_other_methods_and_bad_config(tmp_path, make_images, codiff
     jpegs = _jpegs(tmp_path, make_images)
     out = tmp_path / "out"
     assert main(["restore", str(jpegs[0]), "-o", str(out), "--method", "cave", "--quiet",
-                 "--cave", str(codiff_standin_weights["cave"]), "--set", "tile=32", "--set", "tile_overlap=8"]) == 0
+                 "--set", f"cave={codiff_standin_weights['cave']}", "--set", "tile=32", "--set", "tile_overlap=8"]) == 0
     assert (out / (jpegs[0].stem + ".png")).is_file()
     assert main(["restore", str(jpegs[0]), "-o", str(out / "j"), "--method", "jpeg", "--quiet"]) == 0
     restored = cv2.imread(str(out / "j" / (jpegs[0].stem + ".png")))
     assert np.array_equal(restored, cv2.imread(str(jpegs[0])))
     assert main(["restore", str(jpegs[0]), "-o", str(out), "--method", "codiff", "--quiet",
-                 "--codiff", str(tmp_path / "none.pkl")]) == 2
+                 "--set", f"codiff={tmp_path / 'none.pkl'}"]) == 2
     assert "none.pkl" in capsys.readouterr().err
 
 

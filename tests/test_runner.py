@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -11,27 +12,40 @@ from bench.config import ConfigError, RunConfig
 from bench.runner import Runner
 from bench.store import ResultsStore
 from methods.base import Method
-from methods.registry import register_method
+from methods.registry import METHODS
 
 CALLS: list[str] = []
 
 
-@register_method("test-blur")
+@dataclass(frozen=True)
+class BlurOptions:
+    tag: str = ""
+    size: int = 3
+
+
 class BlurForTests(Method):
     """A configurable toy restorer that records each call."""
 
-    def restore(self, lq, *, qf=None, jpeg_bytes=None):
-        CALLS.append(self.config.get("tag", ""))
-        k = int(self.config.get("size", 3))
-        return torch.nn.functional.avg_pool2d(lq, k, stride=1, padding=k // 2, count_include_pad=False)
+    config_class = BlurOptions
+
+    def restore(self, request):
+        CALLS.append(self.opts.tag)
+        k = self.opts.size
+        return torch.nn.functional.avg_pool2d(request.lq, k, stride=1, padding=k // 2, count_include_pad=False)
 
 
-@register_method("test-broken")
 class BrokenForTests(Method):
-    def restore(self, lq, *, qf=None, jpeg_bytes=None):
-        if lq.shape[-1] == 48:
+    def restore(self, request):
+        if request.lq.shape[-1] == 48:
             raise RuntimeError("deliberate failure")
-        return lq[..., :-1]
+        return request.lq[..., :-1]
+
+
+@pytest.fixture(autouse=True)
+def toy_methods() -> None:
+    """The toy methods, registered for each test (the registries fixture removes them afterwards)."""
+    METHODS.register("test-blur", BlurForTests)
+    METHODS.register("test-broken", BrokenForTests)
 
 
 def _config(tmp_path, folder, methods, **kw) -> RunConfig:
@@ -93,7 +107,7 @@ def test_lq_files_are_made_once_and_are_deterministic(tmp_path, image_folder):
 
 
 def test_config_validation():
-    with pytest.raises(ConfigError, match="unknown run config keys"):
+    with pytest.raises(ConfigError, match="unknown key qfs \\(did you mean 'qf'\\?\\)"):
         RunConfig.from_dict({"qfs": [5]})
     with pytest.raises(ConfigError, match="within 1..100"):
         RunConfig.from_dict({"qf": [0]})

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.codiff.tiling import TileConfig, gaussian_weights, tile_spans, tiled_map
+from methods.codiff.options import TileConfig
+from methods.codiff.tiling import gaussian_weights, tile_spans, tiled_map
 
 
 def test_tile_spans_cover_with_overlap_on_the_grid():
@@ -87,7 +88,8 @@ def _seam_jump(error: torch.Tensor, tiles: TileConfig) -> float:
 
 @pytest.fixture(scope="module")
 def tiny_outputs(codiff_tiny_models):
-    from methods.codiff.pipeline import CODiffPipeline, PipelineConfig
+    from methods.codiff.options import PipelineConfig
+    from methods.codiff.pipeline import CODiffPipeline
 
     torch.manual_seed(1)
     lq = F.interpolate(torch.rand(1, 3, 8, 12), size=(128, 192), mode="bicubic", align_corners=False)

@@ -17,15 +17,9 @@ import torch
 import yaml
 
 from methods.codiff.training.checkpointing import CheckpointFolder
-from methods.codiff.training.config import (
-    CaveTrainConfig,
-    ConfigError,
-    QFComponent,
-    QFMixtureConfig,
-    from_dict,
-    load_config,
-    merge,
-)
+from bench.core.config import from_dict, load_config, merge
+from bench.core.errors import ConfigError
+from methods.codiff.training.config import CaveTrainConfig, QFComponent, QFMixtureConfig
 from methods.codiff.training.data import QFSampler, build_train_pairs, flip_rotate, train_loader
 from methods.codiff.training.stage1 import CaveTask
 from methods.codiff.training.trainer import RunOptions, Trainer, batch_to_device, make_accelerator
@@ -197,7 +191,7 @@ def test_dry_run_writes_nothing_and_bad_configs_exit_2(train_images, tmp_path, c
 
 def test_a_second_run_on_the_same_folder_is_refused(train_images, tmp_path, capsys):
     from bench.cli import main
-    from bench.lock import RunLock
+    from bench.core.lock import RunLock
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(cave_config(train_images, tmp_path / "out")))

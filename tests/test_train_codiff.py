@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from methods.base import MethodError
-from methods.codiff.training.config import CodiffTrainConfig, ConfigError, from_dict, merge
+from bench.core.config import from_dict, merge
+from bench.core.errors import ConfigError
+from methods.codiff.training.config import CodiffTrainConfig
 from methods.codiff.training.data import build_train_pairs, train_loader
 from methods.codiff.training.stage2 import CodiffTask, empty_prompt_embedding
 from methods.codiff.training.trainer import RunOptions, Trainer, batch_to_device, make_accelerator
@@ -137,7 +139,7 @@ def test_learnable_prompt_trains_instead_of_proj_and_is_exported(tiny_weights, t
     with torch.no_grad():
         trained = objective.eval()(lq)[0]
     assert (method.pipeline.generate(lq) * 0.5 + 0.5 - trained).abs().max() < 1e-5
-    with pytest.raises(MethodError, match="prompt must be one of"):
+    with pytest.raises(MethodError, match="prompt: .dape. is not one of"):
         create_method("codiff", prompt="dape")
 
 

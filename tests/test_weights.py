@@ -6,29 +6,39 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
-from methods.base import Method, WeightFile
+from methods.base import Method
+from bench.core.weights import WeightFile
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 VIT = "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"
+
+
+@dataclass(frozen=True)
+class OneFileOptions:
+    path: str = ""
+    url: str = ""
+    sha256: str = ""
 
 
 class OneFileMethod(Method):
     """A method needing one file given by its config (path, url, sha256)."""
 
     name = "test-weights-file"
+    config_class = OneFileOptions
 
     def required_weights(self) -> list[WeightFile]:
-        return [WeightFile("test file", Path(self.config["path"]), where="the test's folder",
-                           url=self.config["url"], sha256_prefix=self.config["sha256"])]
+        return [WeightFile("test file", Path(self.opts.path), where="the test's folder", url=self.opts.url,
+                           sha256_prefix=self.opts.sha256)]
 
-    def restore(self, lq, *, qf=None, jpeg_bytes=None):
-        return lq
+    def restore(self, request):
+        return request.lq
 
 
 class Mirror(ThreadingHTTPServer):
@@ -73,9 +83,9 @@ class _MirrorHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def one_file_method(monkeypatch) -> str:
     """OneFileMethod registered for one test only."""
-    import methods.registry
+    from methods.registry import METHODS
 
-    monkeypatch.setitem(methods.registry._REGISTERED, OneFileMethod.name, OneFileMethod)
+    METHODS.register(OneFileMethod.name, OneFileMethod)  # the registries fixture removes it afterwards
     return OneFileMethod.name
 
 
@@ -123,9 +133,10 @@ def test_reads_metrics_and_methods_from_a_config(metrics_caches, tmp_path, capsy
     assert "metric musiq" in out and "musiq_koniq_ckpt-e95806b9.pth" in out and "method jpeg-again" in out
     assert main(["weights", "--config", str(config), "--metrics", "psnr"]) == 0
     assert "no files needed" in capsys.readouterr().out
-    assert main(["weights", "--metrics", "nosuch", "--methods", "nosuch"]) == 1
-    out = capsys.readouterr().out
-    assert "unknown metric 'nosuch'" in out and "method nosuch\n  error: cannot list its files" in out
+    assert main(["weights", "--metrics", "psnrr"]) == 2
+    assert "unknown metric 'psnrr' (did you mean 'psnr'" in capsys.readouterr().err
+    assert main(["weights", "--metrics", "psnr", "--methods", "nosuch"]) == 2
+    assert "unknown method 'nosuch'" in capsys.readouterr().err
 
 
 def test_reports_wrong_hashes_of_present_files(metrics_standins, capsys):
@@ -144,7 +155,7 @@ def test_reports_unreadable_files(metrics_standins, metrics_standin_root, tmp_pa
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     checkpoint = tmp_path / "torch" / "hub" / "pyiqa" / "ckpt_koniq10k.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:4096])
-    assert main(["weights", "--metrics", "maniqa"]) == 1
+    assert main(["weights", "--metrics", "maniqa", "--methods", "jpeg"]) == 1
     out = capsys.readouterr().out
     assert f"  present     {VIT}/model.safetensors" in out and "  unreadable  ckpt_koniq10k.pt" in out
     assert "cannot be read as a weights file without running code" in out and "2 files: 1 present, 1 unreadable" in out

@@ -58,19 +58,20 @@ def profile_command(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from bench.core.device import checked_device
+    from bench.core.errors import ConfigError
     from bench.profile import ProfileOptions, format_rows, profile_methods, write_outputs
+    from bench.profile.architecture import ARCHITECTURES
     from bench.provenance import device_info, git_state, library_versions
-    from methods.architectures import list_architectures
 
     if args.list:
-        print("\n".join(list_architectures()))
+        print("\n".join(ARCHITECTURES.names()))
         return 0
+    for name in args.methods:
+        ARCHITECTURES.check(name)
+    device = checked_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA device is available")
-        return 2
     cuda = device.startswith("cuda")
     width, height = args.size
     try:
@@ -80,8 +81,7 @@ def profile_command(args: argparse.Namespace) -> int:
             warmup=args.warmup if args.warmup is not None else (3 if cuda else 1), latency=args.latency,
             peak_tflops=args.peak_tflops)
     except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+        raise ConfigError(str(exc)) from None
     size = str(width) if width == height else f"{width}x{height}"
     out = Path(args.out or f"runs/profile-{size}")
     bar = tqdm(total=len(options.methods), desc="profile", unit="method", disable=args.quiet)

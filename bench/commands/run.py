@@ -13,7 +13,10 @@ def _csv(kind):
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs a config (each overrides the config file)."""
-    parser.add_argument("--config", help="run config YAML (defaults apply where it is silent)")
+    parser.add_argument("--config", help="run config YAML (default: the embedded default benchmark)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (YAML syntax), e.g. --set protocol.subsampling=444 "
+                             "(repeatable)")
     parser.add_argument("--datasets", type=_csv(str), help="comma-separated names from datasets.yaml")
     parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable; replaces the config's "
                         "datasets unless --datasets is given too)")
@@ -38,7 +41,7 @@ def config_from_args(args: argparse.Namespace):
         from bench.metrics import use_cache_dir
 
         use_cache_dir(args.cache_dir)
-    config = load_config(args.config)
+    config = load_config(args.config, getattr(args, "overrides", None))
     datasets = args.datasets if args.datasets or not args.images else []
     return config.override(datasets=datasets, images=args.images, methods=args.methods, qf=args.qf,
                            metrics=args.metrics, limit=args.limit, run_dir=args.run_dir, data_root=args.data_root,
@@ -58,31 +61,21 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    import sqlite3
-
-    from bench.config import ConfigError
-    from bench.datasets import DatasetError
-    from bench.lock import RunFolderBusy
     from bench.runner import Runner
-    from methods.base import MethodError
 
-    try:
-        config = config_from_args(args)
-        if args.report is not None:
-            config.report = args.report
-        if args.dry_run:
-            from bench.dryrun import dry_run
+    config = config_from_args(args)
+    if args.report is not None:
+        config.report = args.report
+    if args.dry_run:
+        from bench.dryrun import dry_run
 
-            return dry_run(config)
-        summary = Runner(config, progress=not args.quiet).run()
-    except (ConfigError, DatasetError, RunFolderBusy, MethodError, PermissionError, OSError) as exc:
-        print(f"codiff-bench run: error: {exc}", file=sys.stderr)
-        return 2
-    except sqlite3.Error as exc:
-        print(f"codiff-bench run: error: results store in {config.run_dir}: {exc} (finished results are kept, "
-              "rerun to resume)", file=sys.stderr)
-        return 2
+        return dry_run(config)
+    summary = Runner(config, progress=not args.quiet).run()
     if summary.is_main:
+        if config.report:
+            from reports import render_report
+
+            summary.report = render_report(summary.run_dir)
         print_summary(summary)
     return summary.exit_status
 

@@ -41,18 +41,16 @@ def register(subparsers) -> None:
 
 
 def weights_command(args: argparse.Namespace) -> int:
-    from bench.config import ConfigError, load_config
+    from bench.config import load_config
     from bench.metrics import use_cache_dir
 
     if args.cache_dir:
         print(f"caches under {use_cache_dir(args.cache_dir)}")
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"codiff-bench weights: error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
+
     def groups() -> list[Group]:
-        return metric_groups(args.metrics or config.metrics) + method_groups(args.methods or config.methods)
+        return metric_groups(args.metrics or config.metrics) + method_groups(args.methods or config.methods,
+                                                                            config.method_defaults)
 
     if args.download:
         download_missing(groups())
@@ -64,6 +62,7 @@ def metric_groups(names: list[str]) -> list[Group]:
 
     groups = []
     for name in list_metrics() if names == ["all"] else names:
+        metric_spec(name)  # an unknown name is a user error before anything is listed
         try:
             groups.append(Group(f"metric {name}: {metric_spec(name).description}", metric_files(name)))
         except MetricError as exc:
@@ -71,15 +70,16 @@ def metric_groups(names: list[str]) -> list[Group]:
     return groups
 
 
-def method_groups(entries: list) -> list[Group]:
+def method_groups(entries: list, defaults: dict | None = None) -> list[Group]:
+    from bench.config import MethodSpec
     from bench.metrics.download import as_metric_file
-    from methods.base import MethodSpec
-    from methods.registry import create_method, list_methods
+    from methods.registry import METHODS, create_method, list_methods
 
     groups = []
     for entry in list_methods() if entries == ["all"] else entries:
+        spec = MethodSpec.parse(entry, defaults)
+        METHODS.check(spec.method)  # an unknown name is a user error before anything is listed
         try:
-            spec = MethodSpec.parse(entry)
             weights = create_method(spec.method, **spec.config).required_weights()
             groups.append(Group(f"method {spec.label}", [as_metric_file(w) for w in weights]))
         except Exception as exc:  # noqa: BLE001 - a method that cannot even be configured is reported, not fatal

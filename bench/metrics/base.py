@@ -10,11 +10,8 @@ from typing import Any, Callable
 import torch
 
 from bench.metrics.files import MetricFile
-from methods.base import WeightFile
-
-
-class MetricError(RuntimeError):
-    """A metric cannot be created (unknown name, missing or broken weights) or was called wrongly."""
+from bench.core.weights import WeightFile
+from bench.metrics.specs import MetricError, MetricSpec
 
 
 RANGE_TOLERANCE = 1e-6  # as pyiqa's own input check: rounding may overshoot [0, 1] by this much
@@ -36,17 +33,36 @@ class Metric:
     """A created metric. Call it as `metric(out, ref)` with B x 3 x H x W batches in [0, 1] (`ref` may be None
     for no-reference metrics); it returns one float64 score per image, shape (B,), on the CPU."""
 
-    name: str
-    lower_better: bool
-    full_reference: bool
-    description: str
+    spec: MetricSpec
     options: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     files: list[MetricFile] = field(default_factory=list, repr=False)
     compute: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = field(default=None, repr=False)
     network: torch.nn.Module | None = field(default=None, repr=False)  # pyiqa's model, when there is one
-    dtype: torch.dtype = torch.float32
     version: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def lower_better(self) -> bool:
+        return self.spec.lower_better
+
+    @property
+    def full_reference(self) -> bool:
+        return self.spec.full_reference
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, self.spec.dtype)
+
+    def info(self) -> dict[str, Any]:
+        return self.spec.info()
 
     def required_files(self) -> list[WeightFile]:
         """Every weight file this metric read, with where it belongs."""

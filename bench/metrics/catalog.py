@@ -16,7 +16,7 @@ import torch
 
 from bench.metrics.caches import hf_endpoint, hf_hub_cache, library_caches, torch_hub_dir
 from bench.metrics.files import MetricFile, Reference
-from methods.base import WeightFile
+from bench.core.weights import WeightFile
 
 # torch hub's naming convention: "<name>-<first hex digits of the SHA-256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.\w+$")
@@ -185,3 +185,12 @@ def clipiqa_files(options: dict[str, Any]) -> list[MetricFile]:
 
     default = inspect.signature(CLIPIQA).parameters["backbone"].default
     return [clip_archive(pyiqa_options("clipiqa", options).get("backbone", default))]
+
+
+def clipiqa_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+    """`clip_path` (a CLIP RN50 TorchScript archive) goes to pyiqa's CLIP loader in place of the backbone name."""
+    options = dict(options)
+    path = options.pop("clip_path", None)
+    if path:
+        options["backbone"] = str(path)
+    return options

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from bench.metrics.caches import hf_endpoint, hf_hub_cache, library_caches, mirror_url
 from bench.metrics.files import MetricFile
-from methods.base import WeightFile
+from bench.core.weights import WeightFile
+from bench.core.errors import BenchError
 
 _HF_URL = re.compile(r"^https?://[^/]+/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(BenchError, RuntimeError):
     """A file could not be fetched (no source known, network or hash failure)."""
 
 

@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from methods.base import WeightFile, file_sha256
+from bench.core.weights import WeightFile, file_sha256
 
 Reference = Callable[[], Mapping[str, torch.Tensor]]
 

@@ -57,3 +57,10 @@ def psnr_b(out: torch.Tensor, ref: torch.Tensor, color_space: str = "yiq") -> to
     y_ref = to_y_channel(ref.double(), 1.0, color_space)
     mse = ((y_out - y_ref) ** 2).flatten(1).mean(1)
     return 10 * torch.log10(1.0 / (mse + blocking_effect_factor(y_out) + EPS))
+
+
+def psnr_b_metric(color_space: str = "yiq"):
+    """The `psnr_b` metric's score function for `color_space` ('yiq' or 'ycbcr')."""
+    from functools import partial
+
+    return partial(psnr_b, color_space=color_space)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from bench.atomic import atomic_path, atomic_write_text
+from bench.core.atomic import atomic_path, atomic_write_text
 from bench.metrics.caches import cache_dir, hf_hub_cache, torch_hub_dir
 from bench.metrics.files import MetricFile, check_intact, unaliased
 from bench.metrics.registry import metric_files

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from methods.architectures import Architecture
+from bench.profile.architecture import Architecture
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from methods.architectures import Architecture, Call, Stage
+from bench.profile.architecture import Architecture, Call, Stage
 
 ATTENTION_OPS = ("bmm", "scaled_dot_product")  # FlopCounterMode operators that are attention products here
 PROBE_STEPS = ((1, 1), (2, 1), (3, 2))  # base, doubled area, verification (in units of each extent)

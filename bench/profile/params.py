@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from methods.architectures import Architecture
+from bench.profile.architecture import Architecture
 
 LORA_MARK = "lora_"
 

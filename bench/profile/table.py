@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import atomic_write_text
+from bench.core.atomic import atomic_write_text
 from bench.profile.core import MethodProfile, ProfileOptions
 from bench.profile.peaks import mac_floor_s, peak_flops
 
@@ -48,8 +48,8 @@ def _num(value: float | None, digits: int = 4) -> float | None:
 
 
 def paper_rows() -> dict[str, dict[str, Any]]:
-    """The paper's Table 2 keyed by the paper's method spelling (reports/paper_tables/table2_complexity.csv)."""
-    from reports.paper import table2
+    """The paper's Table 2 keyed by the paper's method spelling (bench/data/paper_tables/table2_complexity.csv)."""
+    from bench.core.paper import table2
 
     return {str(r["paper_method"]): r for r in table2().to_dict("records")}
 

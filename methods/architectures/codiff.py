@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from methods.architectures.base import Architecture, Call, InputSpec, Part, Stage, image_calls
+from bench.profile.architecture import Architecture, Call, InputSpec, Part, Stage, image_calls
 from methods.architectures.sd_family import VAE_TILING_NOTE, tiling_note, unet_calls, vae_stages
 from methods.architectures.stages import Apply, UNetStep
 
@@ -58,7 +58,7 @@ def build(merged: bool = False, tiled: bool = False) -> Architecture:
              note="CaVE's encoder only (nc 64/128/256/512, nb 4); its decoder and QF head train CaVE and never run "
                   "at inference, so they are not built or counted"),
         Part("generator", lambda: generator(merged),
-             note=f"SD-2.1-base UNet and VAE from configs/models/sd21-base, proj Linear(512, 1024); {lora}"),
+             note=f"SD-2.1-base UNet and VAE from methods/codiff/configs/sd21-base, proj Linear(512, 1024); {lora}"),
     ]
     vae_encoder, vae_decoder = vae_stages("generator", lambda p: p["generator"].vae)
     stages = [
@@ -79,3 +79,15 @@ def build(merged: bool = False, tiled: bool = False) -> Architecture:
         steps=1, parts=parts, stages=stages, paper_method="CODiff",
         notes=[f"One step at t = 499; {lora}; {tiling}.",
                VAE_TILING_NOTE])
+
+
+def build_merged() -> Architecture:
+    return build(merged=True)
+
+
+def build_tiled() -> Architecture:
+    return build(tiled=True)
+
+
+def build_merged_tiled() -> Architecture:
+    return build(merged=True, tiled=True)

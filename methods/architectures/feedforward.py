@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from methods.architectures.base import Architecture, InputSpec, Part, Stage, image_calls
+from bench.profile.architecture import Architecture, InputSpec, Part, Stage, image_calls
 from methods.architectures.stages import Apply
 
 

@@ -1,6 +1,6 @@
 """Full-size library models built from public configurations, with random weights and no download.
 
-Stable Diffusion 2.1 base comes from the repository's `configs/models/sd21-base` (diffusers layout); the text
+Stable Diffusion 2.1 base comes from `methods/codiff/configs/sd21-base` (diffusers layout); the text
 encoders and SDXL from the JSON copies of their published configs in `configs/` beside this module.
 """
 
@@ -13,9 +13,11 @@ from typing import Any
 
 from torch import nn
 
+from bench.core.resources import package_file
+
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
-SD21_DIR = HERE.parents[1] / "configs" / "models" / "sd21-base"
+SD21_DIR = package_file("methods.codiff", "configs", "sd21-base")
 
 
 @lru_cache(maxsize=None)

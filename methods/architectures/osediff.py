@@ -8,7 +8,7 @@ embeddings, RAM's own BERT variant) has no faithful public configuration in diff
 
 from __future__ import annotations
 
-from methods.architectures.base import Architecture, InputSpec, MissingPart, Part, Stage, fixed_calls
+from bench.profile.architecture import Architecture, InputSpec, MissingPart, Part, Stage, fixed_calls
 from methods.architectures.models import clip_text
 from methods.architectures.sd_family import (PROMPT_TOKENS, VAE_TILING_NOTE, sd_with_lora, text_stage, tiling_note,
                                              unet_calls, vae_stages)
@@ -53,3 +53,7 @@ def build(tiled: bool = False) -> Architecture:
                              "4585 label queries); no faithful public config builds them with "
                              "diffusers/transformers/timm")],
         notes=[f"One step at t = 999; {tiling_note(tiled)}.", VAE_TILING_NOTE])
+
+
+def build_tiled() -> Architecture:
+    return build(tiled=True)

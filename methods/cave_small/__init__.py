@@ -23,7 +23,7 @@ def shipped_cave(name: str) -> Path:
 def default_cave(weights_dir: Path | None = None) -> Path:
     """The CaVE used when none is named: the released `cave.pth` in the weights folder when it is there, else
     the shipped small dual CaVE (so QF estimation works on a fresh install with nothing downloaded)."""
-    from methods.base import default_weights_dir
+    from bench.core.weights import default_weights_dir
 
     release = (weights_dir or default_weights_dir()) / "cave.pth"
     return release if release.is_file() else shipped_cave(DEFAULT_CAVE)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from methods.cave_small import DEFAULT_CAVE, shipped_cave
 from methods.codiff.method import CaveRestorer
-from methods.registry import register_method
 
 
-@register_method("cave-small")
 class CaveSmall(CaveRestorer):
     """CaVE decoder restoration with the shipped small dual CaVE (weights/MODEL_CARD.md); `cave` overrides it."""
 

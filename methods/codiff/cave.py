@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.codiff.checkpoint import (CheckpointError, is_project_checkpoint, load_project, load_torch_file,
-                                       save_project)
+                                       save_project, save_torch_file)
 
 DOWN_STRIDES = (2, 4, 4)  # m_down1..3; the decoder mirrors them (m_up3: 4, m_up2: 4, m_up1: 2)
 EMBED_MULTIPLE = 8  # the release pads inputs to a multiple of 8 before encoding; strided convs then floor
@@ -225,6 +225,4 @@ def save_cave(model: CaVE, path: str | Path) -> Path:
 
 def save_cave_official(model: CaVE, path: str | Path) -> Path:
     """Save as the release does: a plain state dict written by torch.save (loads with weights_only=True)."""
-    from methods.codiff.checkpoint import save_torch_file
-
     return save_torch_file(model.state_dict(), path)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-
-from bench.atomic import atomic_path, atomic_write_text
+from bench.core.atomic import atomic_path, atomic_write_text
 from methods.base import MethodError
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "codiff-bench"
 FORMAT_VERSION = 1
@@ -102,6 +103,8 @@ def load_project(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
 # -- official (torch) files -----------------------------------------------------------------------------
 def load_torch_file(path: str | Path, what: str) -> Any:
     """`torch.load(path, weights_only=True)` on CPU, with errors that name the file and what it should be."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what}: {path} is missing")
@@ -113,6 +116,8 @@ def load_torch_file(path: str | Path, what: str) -> Any:
 
 def save_torch_file(obj: Any, path: str | Path) -> Path:
     """`torch.save` atomically (the official formats are plain torch files)."""
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
@@ -204,48 +209,3 @@ def save_codiff_checkpoint(checkpoint: CODiffCheckpoint, path: str | Path, fmt: 
         tensors, config = checkpoint.to_project()
         return save_project(path, tensors, CODIFF_KIND, config)
     raise CheckpointError(f"unknown checkpoint format {fmt!r} (official or project)")
-
-
-def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str | None = None) -> Path:
-    """Convert a CODiff or CaVE checkpoint between the official and project formats (kind read from `src`)."""
-    from methods.codiff.cave import load_cave, save_cave, save_cave_official
-
-    fmt = fmt or ("project" if Path(dst).suffix in PROJECT_SUFFIXES else "official")
-    if _checkpoint_kind(src) == CODIFF_KIND:
-        return save_codiff_checkpoint(load_codiff_checkpoint(src), dst, fmt)
-    cave = load_cave(src)
-    return save_cave(cave, dst) if fmt == "project" else save_cave_official(cave, dst)
-
-
-def _checkpoint_kind(path: str | Path) -> str:
-    """'codiff' or 'cave', from the project JSON or the official file's contents."""
-    if is_project_checkpoint(path):
-        _, config_path = project_paths(path)
-        if not config_path.is_file():
-            raise CheckpointError(f"{config_path} is missing")
-        return str(json.loads(config_path.read_text()).get("kind"))
-    obj = load_torch_file(path, "checkpoint")
-    return CODIFF_KIND if isinstance(obj, Mapping) and "state_dict_unet" in obj else "cave"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m methods.codiff.checkpoint SRC DST [--format official|project]`: convert a checkpoint."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(description="Convert a CODiff (codiff.pkl) or CaVE (cave.pth) checkpoint "
-                                     "between the official torch format and this project's safetensors + JSON.")
-    parser.add_argument("src", help="checkpoint to read (official file, or NAME.safetensors / NAME.json)")
-    parser.add_argument("dst", help="where to write (.safetensors / .json: project format; else official)")
-    parser.add_argument("--format", choices=("official", "project"), help="override the format chosen by suffix")
-    args = parser.parse_args(argv)
-    try:
-        print(convert_checkpoint(args.src, args.dst, args.format))
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

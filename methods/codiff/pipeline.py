@@ -7,41 +7,17 @@ to the VAE's factor (and cropping back), tiling that bounds memory, fp32/fp16/bf
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
 from methods.codiff.cave import CaVE
-from methods.codiff.colorfix import COLOR_FIXES, color_fix
+from methods.codiff.colorfix import color_fix
 from methods.codiff.generator import CODiffGenerator
-from methods.codiff.tiling import TileConfig, tiled_map
+from methods.codiff.options import PipelineConfig
+from methods.codiff.tiling import tiled_map
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CAVE_STRIDE = 32  # CaVE's token grid is 1/32 of the image
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """How to run CODiff: precision, colour fix, merged LoRA, posterior sampling, tiles.
-
-    `release_quantization` truncates the output to 8 bits before and after the colour fix, as the
-    release's test script does through PIL (off: the harness rounds once when it saves the PNG).
-    """
-
-    dtype: str = "fp32"
-    color_fix: str = "adain"
-    merge_lora: bool = True
-    sample_latent: bool = False
-    seed: int = 0
-    release_quantization: bool = False
-    tiles: TileConfig = field(default_factory=TileConfig)
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
-        if self.color_fix not in COLOR_FIXES:
-            raise ValueError(f"color_fix must be one of {', '.join(COLOR_FIXES)}, not {self.color_fix!r}")
 
 
 def _truncate8(x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 cache, never downloaded), list the files it needs, and load the UNet, VAE and scheduler with diffusers.
 
 `build_sd_from_configs` builds the same models with random weights from architecture configs only (the
-SD-2.1-base configs ship in configs/models/sd21-base), for profiling and tests without any download.
+SD-2.1-base configs ship in methods/codiff/configs/sd21-base), for profiling and tests without any download.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 
-from methods.base import WeightFile, default_weights_dir
+from bench.core.resources import package_file
+from bench.core.weights import WeightFile, default_weights_dir
 from methods.codiff.checkpoint import CheckpointError
 
 HUB_ID = "stabilityai/stable-diffusion-2-1-base"
 DEFAULT_FOLDER_NAME = "stable-diffusion-2-1-base"
-SD21_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "models" / "sd21-base"
+SD21_CONFIGS = package_file("methods.codiff", "configs", "sd21-base")
 WEIGHT_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 CONFIG_FILES = ("unet/config.json", "vae/config.json", "scheduler/scheduler_config.json")
 

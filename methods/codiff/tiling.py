@@ -10,39 +10,11 @@ whole-image buffers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 GAUSSIAN_VAR = 0.01
-
-
-@dataclass(frozen=True)
-class TileConfig:
-    """Tile sizes and overlaps of the three stages; a tile of 0 disables tiling for that stage.
-
-    UNet tiles follow the release (96 latent pixels overlapping by 32), and so does the VAE encoder's tile
-    (1024 pixels). The VAE decoder's is smaller than the release's 224 latent pixels (1792 pixels, about
-    20 GB of activations in float32) so that a CPU machine's memory suffices; the VAE overlaps are this
-    project's (the release's VAE tiler pads tiles instead of blending them). CaVE's embedding, which the
-    release computes on the whole image, is tiled (on its 1/32 token grid) only above 2048 pixels.
-    """
-
-    vae_encoder_tile: int = 1024
-    vae_encoder_overlap: int = 64
-    vae_decoder_tile: int = 96
-    vae_decoder_overlap: int = 16
-    latent_tile: int = 96
-    latent_overlap: int = 32
-    cave_tile: int = 2048
-    cave_overlap: int = 256
-
-    def __post_init__(self) -> None:
-        for stage in ("vae_encoder", "vae_decoder", "latent", "cave"):
-            tile, overlap = getattr(self, f"{stage}_tile"), getattr(self, f"{stage}_overlap")
-            if tile < 0 or (tile and not 0 <= overlap < tile):
-                raise ValueError(f"{stage} tiles: need tile >= 0 and 0 <= overlap < tile, got {tile}, {overlap}")
 
 
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.atomic import TMP_MARK
+from bench.core.atomic import TMP_MARK
 from methods.codiff.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)

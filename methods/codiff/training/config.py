@@ -6,21 +6,10 @@ error naming the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
-
-from bench.yamlfile import read_mapping
-
-
-class ConfigError(ValueError):
-    """A training configuration is malformed; the message names the offending key."""
+from bench.core.errors import ConfigError
 
 
 # -- shared sections --------------------------------------------------------------------------------------
@@ -233,120 +222,3 @@ class CodiffTrainConfig:
     train: LoopConfig = field(default_factory=_codiff_loop)
     data: DataConfig = field(default_factory=DataConfig)
     val: ValConfig = field(default_factory=lambda: ValConfig(qfs=[5, 10, 20], max_images=10))
-
-
-# -- YAML <-> dataclasses ---------------------------------------------------------------------------------
-T = TypeVar("T")
-
-
-def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build dataclass `cls` from a mapping, recursing into nested dataclasses; unknown keys are errors."""
-    data = dict(data or {})
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; allowed under "
-                          f"{where.rstrip('.') or 'the top level'}: {', '.join(sorted(names))}")
-    values = {name: _convert(hints[name], value, where + name) for name, value in data.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{where.rstrip('.') or cls.__name__}: {exc}") from exc
-
-
-def _convert(hint: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(option, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: {value!r} does not fit {hint}")
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return from_dict(hint, value, key + ".")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)] if args else list(value)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                return float(value)  # YAML reads 2e-5 without a dot as a string
-            except (TypeError, ValueError):
-                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-        return float(value)
-    if hint is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """A dataclass config as plain YAML-able values."""
-    return dataclasses.asdict(config)
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `section.key=value` overrides (values parsed as YAML) to a raw config mapping."""
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value")
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return data
-
-
-def load_config(cls: type[T], path: str | os.PathLike | None, overrides: list[str] | None = None) -> T:
-    """Read a YAML training config into `cls`, applying `section.key=value` overrides."""
-    data = read_yaml(Path(path)) if path is not None else {}
-    return from_dict(cls, apply_overrides(data, list(overrides or [])))
-
-
-def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A config mapping; a top-level `base: other.yaml` (relative to this file) is read first and this
-    file's sections are merged over it, key by key."""
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: 'base' configs form a cycle")
-    data = read_mapping(path, ConfigError, "training config")
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    return merge(read_yaml(path.parent / str(base), seen + (path.resolve(),)), data)
-
-
-def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """`top` over `base`, recursing into mappings (lists and scalars are replaced whole)."""
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bench.imageio import ImageError, list_images, read_rgb8
-from bench.protocol import JpegProtocol, decode_jpeg
+from bench.core.imageio import ImageError, list_images, read_rgb8
+from bench.core.protocol import JpegProtocol, decode_jpeg
 from methods.codiff.training.config import ConfigError, DataConfig, QFMixtureConfig, ValConfig
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def centre_crop(rgb: np.ndarray, crop: int | None, multiple: int = CAVE_MULTIPLE
 
 def build_val_pairs(config: ValConfig, protocol: JpegProtocol, data_root: str | None = None) -> list[ValPair]:
     """Every validation image at every validation QF, encoded once through the project's protocol."""
-    from bench.imageio import to_tensor
+    from bench.core.imageio import to_tensor
 
     if not config.folder:
         return []

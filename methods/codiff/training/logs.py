@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import atomic_write_text
+from bench.core.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from bench.atomic import atomic_write_text
+from bench.core.atomic import atomic_write_text
 from methods.codiff.checkpoint import CheckpointError
 from methods.codiff.training.checkpointing import (
     STATE_FILE,
@@ -29,7 +29,9 @@ from methods.codiff.training.checkpointing import (
     save_tensors,
     set_rng_state,
 )
-from methods.codiff.training.config import AdamConfig, ConfigError, LoopConfig, to_dict
+from bench.core.config import to_dict
+from bench.core.errors import ConfigError
+from methods.codiff.training.config import AdamConfig, LoopConfig
 from methods.codiff.training.data import ValPair, build_train_pairs, build_val_pairs, train_loader
 from methods.codiff.training.logs import MetricsLog, rows_to_csv
 
@@ -223,7 +225,7 @@ class Trainer:
         lock = None
         try:
             if accelerator.is_main_process and not dry:
-                from bench.lock import RunLock
+                from bench.core.lock import RunLock
 
                 lock = RunLock(self.output)
                 lock.acquire()

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.imageio import read_rgb8, to_tensor
-from bench.protocol import JpegProtocol, decode_jpeg
+from bench.core.imageio import read_rgb8, to_tensor
+from bench.core.protocol import JpegProtocol, decode_jpeg
 
 BLOCK = 8  # the JPEG block grid: patch positions and sizes stay on it
 

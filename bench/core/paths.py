@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM = 80
+ANALYSES_FOLDER = "analyses"  # <run_dir>/analyses/<name>/: each post-run analysis writes its own folder
 
 
 def _clean(text: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+from bench.core.errors import BenchError
 
 Codec = Literal["opencv", "pillow"]
 Subsampling = Literal["420", "422", "444"]
@@ -22,7 +23,7 @@ Resize = Literal["lanczos", "crop", "none"]
 _PILLOW_SUBSAMPLING = {"444": 0, "422": 1, "420": 2}
 
 
-class ProtocolError(ValueError):
+class ProtocolError(BenchError, ValueError):
     """A protocol value is out of range or an image cannot be brought to the protocol's shape."""
 
 
@@ -33,7 +34,7 @@ class JpegProtocol:
     codec: 'opencv' (the official test) or 'pillow'. quality: 1..100, or None for a protocol not yet bound
     to a quality factor. subsampling: chroma subsampling. resize: how the HQ image is brought to a
     multiple of `multiple` ('lanczos' as the official test, 'crop' to the top-left, 'none' to require it).
-    grayscale / alpha / exif: colour handling of unusual inputs (see `bench.imageio`).
+    grayscale / alpha / exif: colour handling of unusual inputs (see `bench.core.imageio`).
     """
 
     codec: Codec = "opencv"
@@ -60,13 +61,13 @@ class JpegProtocol:
     # -- identity --------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "JpegProtocol":
+        """A protocol from a config mapping (subsampling may be written 420 or "4:2:0")."""
+        from bench.core.config import from_dict
+
         values = dict(values or {})
         if "subsampling" in values:
             values["subsampling"] = str(values["subsampling"]).replace(":", "")
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ProtocolError(f"unknown protocol keys: {sorted(unknown)}")
-        return cls(**values)
+        return from_dict(cls, values, "protocol.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

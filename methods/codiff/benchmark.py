@@ -2,8 +2,8 @@
 LoRA layout at rank 16, a full-size CaVE): seconds per image, peak memory, MACs and achieved GFLOP/s against
 the same machine's matrix-product speed.
 
-    python -m bench.perf.codiff_cpu                        # 512^2 and 1024^2; fp32 and bf16; LoRA merged or not
-    python -m bench.perf.codiff_cpu --sizes 2040x1400 3840x2160 --dtypes fp32 --merge on   # large images
+    python -m methods.codiff.benchmark                        # 512^2 and 1024^2; fp32 and bf16; LoRA merged or not
+    python -m methods.codiff.benchmark --sizes 2040x1400 3840x2160 --dtypes fp32 --merge on   # large images
 
 Each case runs in its own process, so that its peak RSS (ru_maxrss) is its own; `loaded` is the RSS once the
 models are built, so peak - loaded is what inference itself needs (bounded by the tile sizes).
@@ -192,7 +192,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _run_child(case: Case) -> dict:
-    cmd = [sys.executable, "-m", "bench.perf.codiff_cpu", "--child", json.dumps(asdict(case))]
+    cmd = [sys.executable, "-m", "methods.codiff.benchmark", "--child", json.dumps(asdict(case))]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(result)
                     print(format_row(result), flush=True)
     if args.json:
-        from bench.atomic import atomic_write_text
+        from bench.core.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(results, indent=2))
     return 1 if any("error" in r for r in results) else 0

@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.atomic import atomic_path, atomic_write_text
-from bench.protocol import JpegProtocol
+from bench.analysis import Analysis, AnalysisInputs
+from bench.core.atomic import atomic_path, atomic_write_text
+from bench.core.errors import BenchError
+from bench.core.protocol import JpegProtocol
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ DEFAULT_QFS = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
 SUMMARY = "summary.json"
 
 
-class CaveAnalysisError(RuntimeError):
+class CaveAnalysisError(BenchError, RuntimeError):
     """The analysis cannot run at all (no usable checkpoint or image); the message says why."""
 
 
@@ -59,15 +61,6 @@ class CaveAnalysisConfig:
         if self.crop_size % 8 or self.crop_size < 32:
             raise CaveAnalysisError(f"crop_size must be a multiple of 8 and at least 32, not {self.crop_size}")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> CaveAnalysisConfig:
-        values = dict(values or {})
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise CaveAnalysisError(f"unknown cave_analysis keys: {sorted(unknown)}; "
-                                    f"known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
-
 
 @dataclass(frozen=True)
 class CaveSpec:
@@ -95,7 +88,7 @@ def _checkpoint_files(path: Path) -> list[Path]:
 
 
 def _file_digest(paths: list[Path]) -> str:
-    from methods.base import file_sha256
+    from bench.core.weights import file_sha256
 
     return hashlib.sha256("".join(file_sha256(p) if p.is_file() else f"missing:{p}" for p in paths)
                           .encode()).hexdigest()[:16]
@@ -134,9 +127,9 @@ def run_cave_analysis(config: CaveAnalysisConfig, images: list[tuple[str, Path]]
     """
     from tqdm.auto import tqdm
 
-    from bench.analysis.cave_samples import cave_view, image_patches
-    from bench.imageio import ImageError
-    from bench.protocol import ProtocolError
+    from methods.codiff.analysis.samples import cave_view, image_patches
+    from bench.core.imageio import ImageError
+    from bench.core.protocol import ProtocolError
     from methods.codiff.cave import load_cave
 
     out_dir = Path(out_dir)
@@ -180,20 +173,17 @@ def run_cave_analysis(config: CaveAnalysisConfig, images: list[tuple[str, Path]]
     return summary
 
 
-def analyse_run(config: CaveAnalysisConfig, images: list[tuple[str, Path]], protocol: JpegProtocol, run_dir: Path,
-                *, progress: bool = True) -> dict[str, str]:
-    """The run engine's hook: the analysis of a run's images into `<run_dir>/cave_analysis/`.
+class CaveAnalysis(Analysis):
+    """The run engine's `cave` analysis: the run's images through every listed CaVE, into the analysis folder.
 
-    Never raises for a missing checkpoint or a failed analysis; returns what was skipped and why
-    ({'cave_analysis': reason} or {'cave_analysis:LABEL': reason}), for the run's list of skipped items.
-    """
-    try:
-        summary = run_cave_analysis(config, images, Path(run_dir) / "cave_analysis",
-                                    protocol=protocol, progress=progress, source="run")
-    except Exception as exc:  # noqa: BLE001 - an analysis failure never ends a run
-        log.error("CaVE analysis skipped: %s", exc)
-        return {"cave_analysis": f"{type(exc).__name__}: {exc}"}
-    return {f"cave_analysis:{e['item']}": e["error"] for e in summary["errors"]}
+    What could not be analysed (a missing checkpoint, a broken image) is returned as skipped items."""
+
+    config_class = CaveAnalysisConfig
+
+    def run(self, inputs: AnalysisInputs) -> dict[str, str]:
+        summary = run_cave_analysis(self.opts, inputs.images, inputs.out_dir, protocol=inputs.protocol,
+                                    progress=inputs.progress, source="run")
+        return {e["item"]: e["error"] for e in summary["errors"]}
 
 
 def _write_results(config: CaveAnalysisConfig, caves: list[CaveSpec], models: dict, patches: list,
@@ -202,7 +192,7 @@ def _write_results(config: CaveAnalysisConfig, caves: list[CaveSpec], models: di
     """Compute layouts and scores from the collected views, write figures and tables; return the summary."""
     import pandas as pd
 
-    from bench.analysis.cave_figures import mse_figure, save_figure, tsne_figure
+    from methods.codiff.analysis.figures import mse_figure, save_figure, tsne_figure
     from bench.analysis.separation import PERPLEXITY_RULE, qf_errors, silhouettes, tsne_layout
 
     qfs = np.array([p.qf for p in patches])

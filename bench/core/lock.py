@@ -5,9 +5,10 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+from bench.core.errors import BenchError
 
 
-class RunFolderBusy(RuntimeError):
+class RunFolderBusy(BenchError, RuntimeError):
     """Another process holds the run folder's lock."""
 
 

@@ -31,8 +31,9 @@ def register(subparsers) -> None:
                         help="patches per image, so that small sets give enough points (0: whole images)")
     parser.add_argument("--crop-size", dest="crop_size", type=int, default=128, help="patch size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seed of patch positions and t-SNE")
-    parser.add_argument("--out", help="output folder (default: RUN_DIR/cave_analysis, or runs/cave_analysis)")
-    parser.add_argument("--run-dir", dest="run_dir", help="a run folder; the analysis goes in its cave_analysis/")
+    parser.add_argument("--out", help="output folder (default: RUN_DIR/analyses/cave, or runs/analyses/cave)")
+    parser.add_argument("--run-dir", dest="run_dir", help="a run folder; the analysis goes in its analyses/cave/, "
+                        "where its report shows it")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--force", action="store_true", help="recompute even if the folder is up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -42,34 +43,32 @@ def register(subparsers) -> None:
 def output_dir(args: argparse.Namespace):
     from pathlib import Path
 
+    from bench.core.paths import ANALYSES_FOLDER
+
     if args.out:
         return Path(args.out)
-    return Path(args.run_dir or "runs") / "cave_analysis"
+    return Path(args.run_dir or "runs") / ANALYSES_FOLDER / "cave"
 
 
 def cave_analysis_command(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.analysis.cave import DEFAULT_QFS, CaveAnalysisConfig, CaveAnalysisError, run_cave_analysis
-    from bench.datasets import DatasetError, folder_dataset, resolve_dataset
+    from bench.datasets import folder_dataset, resolve_dataset
+    from methods.codiff.analysis.cave import DEFAULT_QFS, CaveAnalysisConfig, CaveAnalysisError, run_cave_analysis
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        config = CaveAnalysisConfig(caves=args.cave, qfs=args.qfs or DEFAULT_QFS, unseen=args.unseen,
-                                    crops=args.crops, crop_size=args.crop_size, seed=args.seed)
-        sets = [resolve_dataset(name, root=args.data_root) for name in args.dataset]
-        sets += [folder_dataset(folder) for folder in args.images]
-        if not sets:
-            raise CaveAnalysisError("give at least one --dataset or --images folder")
-        images = [(f"{ds.name}/{image}", path) for ds in sets
-                  for image, path in (ds.items()[: args.limit] if args.limit else ds.items())]
-        out = output_dir(args)
-        summary = run_cave_analysis(config, images, out, progress=not args.quiet, force=args.force,
-                                    source=", ".join([*args.dataset, *args.images]))
-    except (CaveAnalysisError, DatasetError, OSError) as exc:
-        print(f"codiff-bench cave-analysis: error: {exc}", file=sys.stderr)
-        return 2
+    config = CaveAnalysisConfig(caves=args.cave, qfs=args.qfs or DEFAULT_QFS, unseen=args.unseen,
+                                crops=args.crops, crop_size=args.crop_size, seed=args.seed)
+    sets = [resolve_dataset(name, root=args.data_root) for name in args.dataset]
+    sets += [folder_dataset(folder) for folder in args.images]
+    if not sets:
+        raise CaveAnalysisError("give at least one --dataset or --images folder")
+    images = [(f"{ds.name}/{image}", path) for ds in sets
+              for image, path in (ds.items()[: args.limit] if args.limit else ds.items())]
+    out = output_dir(args)
+    summary = run_cave_analysis(config, images, out, progress=not args.quiet, force=args.force,
+                                source=", ".join([*args.dataset, *args.images]))
     print_summary(summary, out)
     return 1 if summary["errors"] else 0
 

@@ -14,6 +14,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from bench.core.registry import Registry, registry
+
 Extents = Mapping[str, tuple[int, int]]
 
 
@@ -117,3 +119,15 @@ def latent_calls(factor: int = 8, count: int = 1, note: str = "") -> Callable[[i
 def fixed_calls(count: int = 1, note: str = "") -> Callable[[int, int], list[Call]]:
     """`calls` for a stage whose inputs do not depend on the image size (a prompt, a resized thumbnail)."""
     return lambda h, w: [Call({}, count, note)]
+
+
+ARCHITECTURES: Registry[Callable[[], Architecture]] = registry("architecture", group="codiff_bench.architectures")
+
+
+def list_architectures() -> list[str]:
+    return ARCHITECTURES.names()
+
+
+def create_architecture(name: str) -> Architecture:
+    """The architecture description registered under `name` (a factory taking no arguments, called here)."""
+    return ARCHITECTURES.get(name)()

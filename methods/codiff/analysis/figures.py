@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.atomic import atomic_path
+from bench.core.atomic import atomic_path
 
 UNSEEN_EDGE = "#d62728"
 UNSEEN_COLOURS = ("#d62728", "#ff7f0e", "#e377c2", "#8c564b", "#bcbd22")  # apart from the seen QFs' viridis

@@ -25,28 +25,24 @@ def register(subparsers) -> None:
 def estimate_qf_command(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.commands.restore import collect_images
-    from bench.imageio import ImageError, read_rgb8, to_tensor
-    from methods.base import MethodError
+    from bench.core.device import checked_device
+    from bench.core.imageio import ImageError, collect_images, read_rgb8, to_tensor
     from methods.cave_small import default_cave
     from methods.codiff.cave import load_cave
 
+    device = checked_device(args.device)
+    cave_path = args.cave or default_cave()
+    cave = load_cave(cave_path).to(device)
     images, problems = collect_images(args.inputs)
     for message in problems:
         print(f"error: {message}", file=sys.stderr)
-    try:
-        cave_path = args.cave or default_cave()
-        cave = load_cave(cave_path).to(args.device)
-    except MethodError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     if not args.cave:
         print(f"CaVE: {cave_path}", file=sys.stderr)
     failed = 0
     for path, _ in images:
         try:
             with torch.inference_mode():
-                qf = float(cave.predict_qf(to_tensor(read_rgb8(path).rgb).to(args.device)))
+                qf = float(cave.predict_qf(to_tensor(read_rgb8(path).rgb).to(device)))
         except (ImageError, RuntimeError, OSError) as exc:
             print(f"error: {path}: {exc}", file=sys.stderr)
             failed += 1

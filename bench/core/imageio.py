@@ -16,12 +16,13 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from bench.atomic import atomic_write_bytes
+from bench.core.atomic import atomic_write_bytes
+from bench.core.errors import BenchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-class ImageError(ValueError):
+class ImageError(BenchError, ValueError):
     """An input image cannot be used; the message names the file and the reason."""
 
 
@@ -184,3 +185,22 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                   key=lambda p: p.relative_to(folder).as_posix())
+
+
+def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(image path, output name relative to an output folder, as .png) for every file and every image inside
+    folders, plus messages for inputs that do not exist or hold no images."""
+    found: list[tuple[Path, Path]] = []
+    problems: list[str] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            images = list_images(path)
+            if not images:
+                problems.append(f"{path}: folder holds no images")
+            found += [(p, p.relative_to(path).with_suffix(".png")) for p in images]
+        elif path.is_file():
+            found.append((path, Path(path.stem + ".png")))
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return found, problems

@@ -1,0 +1,86 @@
+"""The options of CODiff's methods, as typed configs (no torch here, so listing methods stays fast).
+
+`CodiffOptions` is a `PipelineConfig` (precision, colour fix, LoRA merge, posterior, `tiles`) plus the files it
+reads; `CaveOptions` the CaVE decoder restorer's. Run configs and `restore --set` fill them by key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bench.core.errors import ConfigError
+
+Dtype = Literal["fp32", "fp16", "bf16"]
+ColorFix = Literal["adain", "wavelet", "none"]
+PromptSource = Literal["cave", "learnable", "empty"]
+
+
+def _check_tile(stage: str, tile: int, overlap: int) -> None:
+    if tile < 0 or (tile and not 0 <= overlap < tile):
+        raise ConfigError(f"{stage} tiles: need tile >= 0 and 0 <= overlap < tile, got {tile}, {overlap}")
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Tile sizes and overlaps of the four tiled stages; a tile of 0 disables tiling for that stage.
+
+    UNet tiles follow the release (96 latent pixels overlapping by 32), and so does the VAE encoder's tile
+    (1024 pixels). The VAE decoder's is smaller than the release's 224 latent pixels (1792 pixels, about
+    20 GB of activations in float32) so that a CPU machine's memory suffices; the VAE overlaps are this
+    project's (the release's VAE tiler pads tiles instead of blending them). CaVE's embedding, which the
+    release computes on the whole image, is tiled (on its 1/32 token grid) only above 2048 pixels.
+    """
+
+    vae_encoder_tile: int = 1024
+    vae_encoder_overlap: int = 64
+    vae_decoder_tile: int = 96
+    vae_decoder_overlap: int = 16
+    latent_tile: int = 96
+    latent_overlap: int = 32
+    cave_tile: int = 2048
+    cave_overlap: int = 256
+
+    def __post_init__(self) -> None:
+        for stage in ("vae_encoder", "vae_decoder", "latent", "cave"):
+            _check_tile(stage, getattr(self, f"{stage}_tile"), getattr(self, f"{stage}_overlap"))
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How to run CODiff: precision, colour fix, merged LoRA, posterior sampling, tiles.
+
+    `release_quantization` truncates the output to 8 bits before and after the colour fix, as the
+    release's test script does through PIL (off: the harness rounds once when it saves the PNG).
+    """
+
+    dtype: Dtype = "fp32"
+    color_fix: ColorFix = "adain"
+    merge_lora: bool = True
+    sample_latent: bool = False
+    seed: int = 0
+    release_quantization: bool = False
+    tiles: TileConfig = field(default_factory=TileConfig)
+
+
+@dataclass(frozen=True)
+class CodiffOptions(PipelineConfig):
+    """The `codiff` method: the pipeline settings above and the files (see methods/codiff/method.py)."""
+
+    sd_path: str | None = None
+    codiff: str | None = None
+    cave: str | None = None
+    prompt: PromptSource = "cave"
+    prompt_path: str | None = None
+
+
+@dataclass(frozen=True)
+class CaveOptions:
+    """The `cave` method's configuration: the checkpoint and optional tiling (pixels, 0 = whole image)."""
+
+    cave: str | None = None
+    tile: int = 0
+    tile_overlap: int = 64
+
+    def __post_init__(self) -> None:
+        _check_tile("cave", self.tile, self.tile_overlap)

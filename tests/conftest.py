@@ -36,7 +36,8 @@ def registries():
 def parity_dir() -> Path:
     """../shared/parity/official-tiny, or a skip saying why (a user's clone lacks it)."""
     if not PARITY.is_dir():
-        pytest.skip(f"parity vectors not found at {PARITY} (they ship beside the repository in CI only)")
+        pytest.skip(f"parity vectors not found at {PARITY} (they are read from a shared/ folder beside the "
+                    "repository, which a plain clone lacks)")
     return PARITY
 
 

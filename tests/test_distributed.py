@@ -82,8 +82,8 @@ def test_two_processes_equal_one_and_a_killed_worker_resumes(tmp_path, make_imag
                 pass
         time.sleep(0.05)
     workers = subprocess.run(["pgrep", "-f", "-P", str(proc.pid), "bench"], capture_output=True, text=True).stdout.split()
-    if workers:
-        os.kill(int(workers[-1]), signal.SIGKILL)
+    assert workers, "no worker process of torchrun was found to kill"
+    os.kill(int(workers[-1]), signal.SIGKILL)
     proc.wait(timeout=120)
     resumed = subprocess.run(_torchrun(folder, killed), env=_env(), timeout=300, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -9,7 +9,6 @@ several; the last rerun is a fresh `python -m bench run`.
 from __future__ import annotations
 
 import os
-import random
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from bench.runner import Runner
 from bench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
-SEED = 20251128
 SIZES = [(128, 160), (160, 128), (136, 136)]
 QFS = [10, 30]
 
@@ -45,8 +43,17 @@ def _count(run_dir: Path, folder: str, suffix: str) -> int:
     return sum(1 for p in (run_dir / folder).rglob(f"*{suffix}") if not p.name.startswith(TMP_MARK))
 
 
-def _kill_when(process, ready, delay: float, timeout: float = 120.0) -> int:
-    """SIGKILL `process` `delay` seconds after `ready()` first holds; return its exit status."""
+def _results(run_dir: Path) -> int:
+    """Metric rows stored so far (0 while the store is not there yet or is being created)."""
+    try:
+        with sqlite3.connect(f"file:{run_dir / ResultsStore.FILENAME}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT count(*) FROM results").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _kill_when(process, ready, timeout: float = 120.0) -> int:
+    """SIGKILL `process` as soon as `ready()` holds; return its exit status."""
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
@@ -54,7 +61,6 @@ def _kill_when(process, ready, delay: float, timeout: float = 120.0) -> int:
         if time.monotonic() > deadline:
             break
         time.sleep(0.002)
-    time.sleep(delay)
     process.kill()
     return process.wait()
 
@@ -88,23 +94,17 @@ def test_killed_runs_resume_to_the_uninterrupted_results(tmp_path, make_images, 
     units = len(SIZES) * len(QFS)
     reference_dir, run_dir = tmp_path / "reference", tmp_path / "killed"
 
-    started = time.monotonic()
     reference = reliability_server.spawn(_argv(images, reference_dir))
     assert reference.wait() == 0, reference.stderr
-    duration = time.monotonic() - started
 
-    rng = random.Random(SEED)
-    lq_files, outputs = rng.randint(1, units - 1), rng.randint(1, units - 1)
-    kills = [  # (when the kill comes, extra delay, whether work is certainly left then)
-        (lambda: _count(run_dir, "lq", ".jpg") >= lq_files, rng.uniform(0, 0.01), True),  # making inputs
-        (lambda: _count(run_dir, "outputs", ".png") >= outputs, rng.uniform(0, 0.01), True),  # restoring
-        (lambda: True, rng.uniform(0, duration), False),  # any moment of a run
-    ]
+    # Fixed kill points, one in each stage of a run, each reached by a run that resumes the previous one.
+    kills = [lambda: _count(run_dir, "lq", ".jpg") >= 2,  # making inputs
+             lambda: _count(run_dir, "outputs", ".png") >= 2,  # restoring
+             lambda: _results(run_dir) >= units * len(_metrics()) // 2]  # scoring
     statuses = []
-    for ready, delay, must_hit in kills:
-        status = _kill_when(reliability_server.spawn(_argv(images, run_dir)), ready, delay)
-        assert status in (-9, 0), f"a killed run ended with status {status}"
-        assert status == -9 or not must_hit, "the run finished before the kill; it had no work left to interrupt"
+    for ready in kills:
+        status = _kill_when(reliability_server.spawn(_argv(images, run_dir)), ready)
+        assert status == -9, f"the run ended with status {status} before its kill point; nothing was interrupted"
         statuses.append(status)
 
     # A writer killed between writing a temporary file and renaming it leaves one like this behind.

@@ -70,7 +70,7 @@ class CaveSpec:
 
 def resolve_cave(entry: str) -> CaveSpec:
     """`LABEL=PATH`, a path (labelled by its stem), or a shipped CaVE's name (e.g. `cave-small-dual`)."""
-    from methods.cave_small import SHIPPED_CAVES, shipped_cave
+    from methods.codiff.cave_small import SHIPPED_CAVES, shipped_cave
 
     label, sep, value = entry.partition("=")
     if not sep:

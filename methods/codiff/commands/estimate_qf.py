@@ -27,7 +27,7 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
 
     from bench.core.device import checked_device
     from bench.core.imageio import ImageError, collect_images, read_rgb8, to_tensor
-    from methods.cave_small import default_cave
+    from methods.codiff.cave_small import default_cave
     from methods.codiff.cave import load_cave
 
     device = checked_device(args.device)

@@ -3,7 +3,7 @@ so the default benchmark has a real restorer with nothing downloaded."""
 
 from __future__ import annotations
 
-from methods.cave_small import DEFAULT_CAVE, shipped_cave
+from methods.codiff.cave_small import DEFAULT_CAVE, shipped_cave
 from methods.codiff.method import CaveRestorer
 
 

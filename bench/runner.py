@@ -140,11 +140,8 @@ class Runner:
             for name in store.invalidate_changed_metrics({n: m.fingerprint() for n, m in metrics.items()}):
                 log.info("metric %s changed (options, version or weight files): its stored values are recomputed", name)
 
-        known = {r["path"]: r for files in (store.get_meta("manifest") or {}).get("weights", {}).values()
-                 for r in files}
-        weights = {name: [_weight_record(w, known) for w in m.required_files()] for name, m in metrics.items()}
-        weights.update({label: [_weight_record(w, known) for w in m.required_weights()]
-                        for label, m in methods.items()})
+        weights = {name: [_weight_record(w) for w in m.required_files()] for name, m in metrics.items()}
+        weights.update({label: [_weight_record(w) for w in m.required_weights()] for label, m in methods.items()})
         record = manifest(self.config.to_dict(), self.protocol.to_dict(), weights, self.device, self.config.seed)
         record["processes"] = self.shard.world
         if main:
@@ -402,18 +399,11 @@ def _describe_input(exc: BaseException, path: Path) -> str:
     return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
 
 
-def _weight_record(w: WeightFile, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Path, status, size and SHA-256 of a weight file; hashes are reused from `known` (earlier runs of this
-    folder) while a file's size and modification time are unchanged, so resumed runs do not re-read gigabytes."""
-    from methods.base import file_sha256
-
+def _weight_record(w: WeightFile) -> dict[str, Any]:
+    """Path, status, size and SHA-256 of a weight file (the hash cache reads each version of a file once)."""
     record: dict[str, Any] = {"label": w.label, "path": str(w.path), "status": w.status()}
     if w.path.is_file():
-        stat = w.path.stat()
-        record.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        earlier = known.get(str(w.path), {})
-        same = earlier.get("size") == stat.st_size and earlier.get("mtime_ns") == stat.st_mtime_ns
-        record["sha256"] = earlier["sha256"] if same and earlier.get("sha256") else file_sha256(w.path)
+        record.update(size=w.path.stat().st_size, sha256=w.sha256())
     return record
 
 

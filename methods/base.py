@@ -53,9 +53,15 @@ class WeightFile:
             return "missing"
         if self.size is not None and self.path.stat().st_size != self.size:
             return "wrong size"
-        if self.sha256_prefix and not file_sha256(self.path).startswith(self.sha256_prefix):
+        if self.sha256_prefix and not self.sha256().startswith(self.sha256_prefix):
             return "wrong hash"
         return "present"
+
+    def sha256(self) -> str | None:
+        """The file's content hash (from the hash cache while the file is unchanged), None when it is absent."""
+        from bench.hashcache import content_sha256
+
+        return content_sha256(self.path) if self.path.is_file() else None
 
     def describe(self) -> str:
         where = f" ({self.where})" if self.where else ""
@@ -69,6 +75,20 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def without_weight_paths(config: dict[str, Any], weight_paths: list[Path]) -> dict[str, Any]:
+    """`config` with each string entry that names one of `weight_paths`, or a folder above one, replaced by a
+    marker (the files themselves are identified by content)."""
+    resolved = [p.expanduser().resolve() for p in weight_paths]
+
+    def names_weights(value: Any) -> bool:
+        if not resolved or not isinstance(value, (str, os.PathLike)) or not str(value):
+            return False
+        target = Path(value).expanduser().resolve()
+        return target.exists() and any(p == target or target in p.parents for p in resolved)
+
+    return {k: "<weight files>" if names_weights(v) else v for k, v in config.items()}
 
 
 class Method(ABC):
@@ -126,16 +146,17 @@ class Method(ABC):
 
     # -- identity ----------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """A short hash of everything that changes this method's outputs: name, config, weight files.
+        """A short hash of everything that changes this method's outputs: name, config, weight file contents.
 
         The run engine keys cached outputs on it, so changing a method's configuration invalidates only
-        its own results.
+        its own results. Weight files count by content (SHA-256), not by path: config entries naming a
+        weight file, or a folder holding some, are left out, so moved weights or a moved repository reuse
+        every result while a swapped checkpoint invalidates this method's.
         """
-        weights = []
-        for w in self.required_weights():
-            stat = w.path.stat() if w.path.is_file() else None
-            weights.append([str(w.path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
-        payload = {"name": self.name, "config": self.output_config(), "weights": weights}
+        required = self.required_weights()
+        weights = [[w.label, w.sha256()] for w in required]
+        config = without_weight_paths(self.output_config(), [w.path for w in required])
+        payload = {"name": self.name, "config": config, "weights": weights}
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

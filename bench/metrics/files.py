@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from methods.base import WeightFile, file_sha256
+from methods.base import WeightFile
 
 Reference = Callable[[], Mapping[str, torch.Tensor]]
 
@@ -142,7 +142,7 @@ def check_intact(item: MetricFile, *, verify_hash: bool = False) -> str | None:
     if w.size is not None and size != w.size:
         return f"{w.label} has {size} bytes, expected {w.size} (truncated or a different file): {_place(w)}"
     if w.sha256_prefix and (verify_hash or item.hash_enforced):
-        digest = file_sha256(w.path)
+        digest = w.sha256()
         if not digest.startswith(w.sha256_prefix):
             return (f"{w.label} has SHA-256 {digest[:len(w.sha256_prefix)]}..., expected {w.sha256_prefix} "
                     f"(a different or damaged file): {_place(w)}")

@@ -21,7 +21,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class RunConfig:
-    """Everything a run needs. `methods` entries are names or mappings (see `MethodSpec.parse`)."""
+    """Everything a run needs. `methods` entries are names or mappings (see `MethodSpec.parse`).
+
+    `images` (folders of images, each an ad hoc dataset) replaces the default `sample` dataset: a config
+    that lists `images` and no `datasets` runs on those folders alone, as `--images` does on the command
+    line; list `datasets` too to run on both.
+    """
 
     datasets: list[str] = field(default_factory=lambda: ["sample"])
     images: list[str] = field(default_factory=list)
@@ -53,6 +58,8 @@ class RunConfig:
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"unknown run config keys: {sorted(unknown)}; known: {sorted(names)}")
+        if data.get("images") and "datasets" not in data:
+            data = {**data, "datasets": []}
         config = cls(**data)
         config.validate()
         return config

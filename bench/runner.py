@@ -126,7 +126,8 @@ class Runner:
 
         torch.manual_seed(self.config.seed)
         summary = RunSummary(self.run_dir, is_main=self.shard.is_main)
-        entries = self.entries(self.datasets())
+        datasets = self.datasets()
+        entries = self.entries(datasets)
 
         metric_names, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict)
         metrics = {name: create_metric(name, device=self.device) for name in metric_names}
@@ -135,6 +136,12 @@ class Runner:
         if main:
             store.set_skipped("metric", skipped_metrics)
             store.set_skipped("method", skipped_methods)
+            store.set_skipped("file", {f"{ds.name}/{printable_id(image)}": reason
+                                       for ds in datasets for image, reason in ds.left_out})
+            warnings = jpeg_reference_warnings(entries)
+            for warning in warnings:
+                log.warning(warning)
+            store.set_meta("warnings", warnings)
             store.set_methods({label: (m.fingerprint(), m.describe()) for label, m in methods.items()})
             store.set_scope([(e.dataset, e.image, qf) for e in entries for qf in self.config.qf])
             for name in store.invalidate_changed_metrics({n: m.fingerprint() for n, m in metrics.items()}):
@@ -382,6 +389,29 @@ class Runner:
         self._write(out_file, encode_png(rgb8))
         store.put_output(key, self._rel(out_file), seconds, [])
         return to_tensor(rgb8)
+
+
+def jpeg_reference_warnings(entries: list[ImageEntry]) -> list[str]:
+    """One warning per dataset whose HQ references are JPEG files: the benchmark compresses them a second
+    time, so its scores measure the restoration of doubly compressed images."""
+    found: dict[str, list[ImageEntry]] = {}
+    for entry in entries:
+        found.setdefault(entry.dataset, [])
+        if _is_jpeg(entry.path):
+            found[entry.dataset].append(entry)
+    return [f"dataset {printable_id(name)}: {len(jpegs)} of {sum(e.dataset == name for e in entries)} HQ "
+            f"references are JPEG files (e.g. {jpegs[0].image}); they are compressed a second time, so the scores "
+            "measure restoration from double compression: use lossless originals (PNG) where they exist"
+            for name, jpegs in found.items() if jpegs]
+
+
+def _is_jpeg(path: Path) -> bool:
+    """True when the file starts with the JPEG start-of-image marker (whatever its extension)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
 
 
 def decode_png(path: Path) -> np.ndarray:

@@ -89,6 +89,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "versions": sorted((data.manifest.get("versions") or {}).items()),
         "weights": _weights(data.manifest),
         "skipped": data.skipped,
+        "warnings": data.warnings,
         "errors": data.errors.to_dict("records"),
         "error_counts": _error_counts(data.errors),
         "input_notes": _input_notes(data),
@@ -150,7 +151,8 @@ def _overview(data: RunData) -> list[tuple[str, str]]:
             ("Values stored", f"{len(data.results):,}"),
             ("Failures", f"{len(data.errors):,}"),
             ("Skipped", (f"{sum(s['kind'] == 'metric' for s in data.skipped)} metrics, "
-                         f"{sum(s['kind'] == 'method' for s in data.skipped)} methods"))]
+                         f"{sum(s['kind'] == 'method' for s in data.skipped)} methods, "
+                         f"{sum(s['kind'] == 'file' for s in data.skipped)} files left out of the datasets"))]
 
 
 def _provenance(manifest: dict[str, Any]) -> list[tuple[str, str]]:

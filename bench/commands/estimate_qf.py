@@ -25,15 +25,14 @@ def register(subparsers) -> None:
 def estimate_qf_command(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.commands.restore import collect_images
+    from bench.commands.restore import collect_images, print_input_problems
     from bench.imageio import ImageError, read_rgb8, to_tensor
     from methods.base import MethodError
     from methods.cave_small import default_cave
     from methods.codiff.cave import load_cave
 
-    images, problems = collect_images(args.inputs)
-    for message in problems:
-        print(f"error: {message}", file=sys.stderr)
+    images, problems, left_out = collect_images(args.inputs)
+    print_input_problems(problems, left_out)
     try:
         cave_path = args.cave or default_cave()
         cave = load_cave(cave_path).to(args.device)

@@ -19,25 +19,37 @@ _CONFIG_FLAGS = {
 }
 
 
-def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
     """(image path, output name relative to OUTDIR as .png) for every file and every image inside folders,
-    plus messages for inputs that do not exist or hold no images."""
-    from bench.imageio import list_images
+    messages for inputs that do not exist or hold no images, and the files of those folders left out (hidden
+    files skipped, non-image files ignored: see `bench.imageio.scan_images`) with the reason."""
+    from bench.imageio import scan_images
 
     found: list[tuple[Path, Path]] = []
     problems: list[str] = []
+    left_out: list[str] = []
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir():
-            images = list_images(path)
-            if not images:
+            scan = scan_images(path)
+            if not scan.images:
                 problems.append(f"{path}: folder holds no images")
-            found += [(p, p.relative_to(path).with_suffix(".png")) for p in images]
+            found += [(p, p.relative_to(path).with_suffix(".png")) for p in scan.images]
+            left_out += [f"{p}: {reason}" for p, reason in scan.skipped.items()]
+            left_out += [f"{p}: ignored, {reason}" for p, reason in scan.ignored.items()]
         elif path.is_file():
             found.append((path, Path(path.stem + ".png")))
         else:
             problems.append(f"{path}: no such file or folder")
-    return found, problems
+    return found, problems, left_out
+
+
+def print_input_problems(problems: list[str], left_out: list[str]) -> None:
+    """Inputs that could not be used (errors) and folder files left out (notes), on stderr."""
+    for message in left_out:
+        print(f"skipped {message}", file=sys.stderr)
+    for message in problems:
+        print(f"error: {message}", file=sys.stderr)
 
 
 def _value(text: str):
@@ -91,9 +103,8 @@ def restore_command(args: argparse.Namespace) -> int:
     from methods.base import MethodError
     from methods.registry import create_method
 
-    images, problems = collect_images(args.inputs)
-    for message in problems:
-        print(f"error: {message}", file=sys.stderr)
+    images, problems, left_out = collect_images(args.inputs)
+    print_input_problems(problems, left_out)
     try:
         method = create_method(args.method, **method_config(args))
         method.load()

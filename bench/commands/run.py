@@ -87,6 +87,9 @@ def run_command(args: argparse.Namespace) -> int:
     return summary.exit_status
 
 
+SHOWN_FILES = 20  # files left out of the datasets listed in the terminal (the report lists them all)
+
+
 def print_summary(summary) -> None:
     import pandas as pd
 
@@ -95,14 +98,20 @@ def print_summary(summary) -> None:
     with ResultsStore.in_run_dir(summary.run_dir, readonly=True) as store:
         frame = store.results_frame()
         images = store.images_frame()
+        warnings = store.get_meta("warnings", [])
     print(f"\n{summary.units} units: {summary.restored} restored, {summary.reused} reused from earlier runs")
     if not frame.empty:
         table = frame.pivot_table(index=["dataset", "method"], columns=["metric", "qf"], values="value",
                                   aggfunc="mean")
         with pd.option_context("display.width", 200, "display.max_columns", 60, "display.float_format", "{:.4f}".format):
             print(table.to_string())
-    for item in summary.skipped:
+    files = [item for item in summary.skipped if item["kind"] == "file"]
+    for item in [item for item in summary.skipped if item["kind"] != "file"] + files[:SHOWN_FILES]:
         print(f"skipped {item['kind']} {_shown(item['name'])}: {_shown(item['reason'])}")
+    if len(files) > SHOWN_FILES:
+        print(f"... and {len(files) - SHOWN_FILES} more files left out of the datasets (all are listed in the report)")
+    for warning in warnings:
+        print(f"warning: {_shown(warning)}")
     noted = [(row.dataset, row.image, json.loads(row.notes or "[]")) for row in images.itertuples()]
     converted = [item for item in noted if item[2]]
     if converted:

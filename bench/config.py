@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -12,6 +13,7 @@ from bench.yamlfile import read_mapping
 from methods.base import MethodSpec
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+log = logging.getLogger(__name__)
 ALL_METRICS = ["psnr", "ssim", "psnr_b", "lpips", "dists", "musiq", "maniqa", "clipiqa"]
 
 
@@ -81,6 +83,19 @@ class RunConfig:
         bad = [q for q in self.qf if not 1 <= q <= 100]
         if bad:
             raise ConfigError(f"quality factors must be within 1..100: {bad}")
+        twice = sorted({q for q in self.qf if self.qf.count(q) > 1})
+        if twice:
+            log.warning("quality factors listed more than once are run once: %s", ", ".join(map(str, twice)))
+            self.qf = list(dict.fromkeys(self.qf))
+        if not self.methods:
+            raise ConfigError("no methods to run: name at least one (`methods:` in the config, or --methods jpeg,...)")
+        if not self.datasets and not self.images:
+            raise ConfigError("no images to run on: name a dataset (`datasets:`, --datasets) or an image folder "
+                              "(`images:`, --images)")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise ConfigError(f"limit must be a whole number of images of at least 1 (or absent for every image), "
+                              f"got {self.limit!r}")
         self.jpeg_protocol()
         self.method_specs()
         self.cave_analysis_config()

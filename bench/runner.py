@@ -60,6 +60,18 @@ class WorkUnit:
 
 
 @dataclass
+class RunPlan:
+    """What a run will do, resolved from its config before anything is written."""
+
+    datasets: list[Dataset]
+    entries: list[ImageEntry]
+    metric_names: list[str]
+    skipped_metrics: dict[str, str]
+    methods: dict[str, Method]
+    skipped_methods: dict[str, str]
+
+
+@dataclass
 class RunSummary:
     run_dir: Path
     units: int = 0
@@ -89,6 +101,8 @@ class Runner:
 
     # -- public ---------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        """Check everything the config names, then (and only then) create the run folder and run."""
+        plan = self.plan()
         self._check_run_folder()
         lock_name = ".lock" if self.shard.is_main else f".lock-rank{self.shard.rank}"
         with RunLock(self.run_dir, lock_name):
@@ -97,7 +111,17 @@ class Runner:
                 ResultsStore.in_run_dir(self.run_dir).close()
             self.shard.barrier()
             with ResultsStore.in_run_dir(self.run_dir) as store:
-                return self._run(store)
+                return self._run(store, plan)
+
+    def plan(self) -> RunPlan:
+        """Resolve the datasets, metrics and methods without writing anything: a config naming something
+        that does not exist fails here, before the run folder is created."""
+        from bench.metrics import check_metrics
+
+        datasets = self.datasets()
+        metric_names, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict)
+        methods, skipped_methods = self._create_methods()
+        return RunPlan(datasets, self.entries(datasets), metric_names, skipped_metrics, methods, skipped_methods)
 
     def datasets(self) -> list[Dataset]:
         """The configured datasets, resolved (raises DatasetError with what is expected where)."""
@@ -120,22 +144,18 @@ class Runner:
         return entries
 
     # -- the run ------------------------------------------------------------------------------------------
-    def _run(self, store: ResultsStore) -> RunSummary:
-        from bench.metrics import check_metrics, create_metric
+    def _run(self, store: ResultsStore, plan: RunPlan) -> RunSummary:
+        from bench.metrics import create_metric
         from bench.provenance import manifest
 
         torch.manual_seed(self.config.seed)
         summary = RunSummary(self.run_dir, is_main=self.shard.is_main)
-        datasets = self.datasets()
-        entries = self.entries(datasets)
-
-        metric_names, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict)
-        metrics = {name: create_metric(name, device=self.device) for name in metric_names}
-        methods, skipped_methods = self._create_methods()
+        datasets, entries, methods = plan.datasets, plan.entries, plan.methods
+        metrics = {name: create_metric(name, device=self.device) for name in plan.metric_names}
         main = self.shard.is_main
         if main:
-            store.set_skipped("metric", skipped_metrics)
-            store.set_skipped("method", skipped_methods)
+            store.set_skipped("metric", plan.skipped_metrics)
+            store.set_skipped("method", plan.skipped_methods)
             store.set_skipped("file", {f"{ds.name}/{printable_id(image)}": reason
                                        for ds in datasets for image, reason in ds.left_out})
             warnings = jpeg_reference_warnings(entries)

@@ -7,20 +7,49 @@ import json
 import sys
 
 
-def _csv(kind):
-    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+def _csv(kind, *, empty_ok: bool = False):
+    """An argparse type for a comma-separated list of `kind` (str or int), with messages in words; an empty
+    list is refused unless `empty_ok`."""
+    what = "a whole number" if kind is int else "a name"
+
+    def parse(text: str) -> list:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items and not empty_ok:
+            raise argparse.ArgumentTypeError(f"{text!r} is an empty list: give {what}, or several separated by commas")
+        values = []
+        for item in items:
+            try:
+                values.append(kind(item))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{item!r} is not {what} (expected a comma-separated list such as "
+                                                 f"{'5,10,20' if kind is int else 'jpeg,fbcnn'})") from None
+        return values
+
+    return parse
+
+
+def _count(text: str) -> int:
+    """An argparse type for a count of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave it out to use every image)")
+    return value
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs a config (each overrides the config file)."""
     parser.add_argument("--config", help="run config YAML (defaults apply where it is silent)")
-    parser.add_argument("--datasets", type=_csv(str), help="comma-separated names from datasets.yaml")
+    parser.add_argument("--datasets", type=_csv(str, empty_ok=True), help="comma-separated names from datasets.yaml "
+                        "('' for none)")
     parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable; replaces the config's "
                         "datasets unless --datasets is given too)")
     parser.add_argument("--methods", type=_csv(str), help="comma-separated method names (see `methods`)")
     parser.add_argument("--qf", type=_csv(int), help="comma-separated quality factors, e.g. 5,10,20")
     parser.add_argument("--metrics", type=_csv(str), help="comma-separated metric names")
-    parser.add_argument("--limit", type=int, help="at most N images per dataset")
+    parser.add_argument("--limit", type=_count, help="at most N images per dataset (N >= 1)")
     parser.add_argument("--run-dir", dest="run_dir", help="run folder (results, outputs, report)")
     parser.add_argument("--data-root", dest="data_root", help="root of the registered datasets "
                         "(default: $CODIFF_BENCH_DATA)")

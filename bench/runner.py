@@ -29,7 +29,8 @@ from bench.lock import RunLock
 from bench.paths import inside, printable_id, safe_component, safe_names
 from bench.protocol import JpegProtocol, ProtocolError, decode_jpeg
 from bench.store import ResultsStore, UnitKey
-from methods.base import Method, MethodError, WeightFile
+from bench.terminal import shown
+from methods.base import Method, MethodError, WeightFile, unusable_files
 from methods.registry import create_method
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ class Runner:
                 continue
             missing = method.missing_weights()
             if missing:
-                reason = "weights not found: " + "; ".join(f"{w.describe()} is {w.status()}" for w in missing)
+                reason = unusable_files(missing)
                 if self.config.strict:
                     raise MethodError(f"method {spec.label!r}: {reason}")
                 skipped[spec.label] = reason
@@ -327,7 +328,7 @@ class Runner:
             todo = [u for u in units if u.method == label]
             loaded = self._load_method(store, method, todo)
             for unit in todo:
-                bar.set_postfix_str(f"{label} qf{unit.qf} {unit.entry.image[:30]}", refresh=False)
+                bar.set_postfix_str(shown(f"{label} qf{unit.qf} {unit.entry.image[:30]}"), refresh=False)
                 if loaded:
                     self._process_unit(store, method, metrics, unit, summary)
                 if self.shard.distributed:

@@ -11,6 +11,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
+from itertools import groupby
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -66,6 +67,17 @@ class WeightFile:
     def describe(self) -> str:
         where = f" ({self.where})" if self.where else ""
         return f"{self.label}: {self.path}{where}"
+
+
+def unusable_files(files: list[WeightFile]) -> str:
+    """A multi-line list of files that are missing or do not match: a headline, then one line per file with
+    its path, and where the files belong written once under each run of files that share it."""
+    lines = [f"{len(files)} weight file{'s' if len(files) != 1 else ''} not usable:"]
+    for where, group in groupby(files, key=lambda w: w.where):
+        lines += [f"  - {w.label} is {w.status()}: {w.path}" for w in group]
+        if where:
+            lines.append(f"    where: {where}")
+    return "\n".join(lines)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -125,6 +137,11 @@ class Method(ABC):
         """Every file this method reads. Empty for methods that need none."""
         return []
 
+    def input_folders(self, datasets: list[str], qfs: list[int]) -> dict[Path, list[str]]:
+        """Folders of files made elsewhere that this method reads for these datasets and QFs (precomputed
+        restorations), each with what it must hold. Empty for methods that compute their outputs."""
+        return {}
+
     def missing_weights(self) -> list[WeightFile]:
         """The required files that are absent or do not match their expected size or hash."""
         return [w for w in self.required_weights() if w.status() != "present"]
@@ -136,8 +153,7 @@ class Method(ABC):
             return
         missing = self.missing_weights()
         if missing:
-            raise MethodError(f"method {self.name!r} cannot load: " + "; ".join(
-                f"{w.describe()} is {w.status()}" for w in missing))
+            raise MethodError(f"method {self.name!r} cannot load, {unusable_files(missing)}")
         self._load()
         self._loaded = True
 

@@ -82,6 +82,10 @@ class ExternalCommand(PrecomputedOutputs):
     def template_values(self, context: dict[str, Any]) -> dict[str, Any]:
         return {**super().template_values(context), "output_dir": str(self.block_dir(context) / "output")}
 
+    def input_folders(self, datasets: list[str], qfs: list[int]) -> dict[Path, list[str]]:
+        """None: the command writes its restorations into the run folder."""
+        return {}
+
     # -- work ----------------------------------------------------------------------------------------
     def restore(self, lq: torch.Tensor, *, qf: int | None = None, jpeg_bytes: bytes | None = None) -> torch.Tensor:
         if not self.context:

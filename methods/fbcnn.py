@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench.torchload import RefusedPickle, load_weights_only
 from methods.base import Method, MethodError, WeightFile, default_weights_dir
 from methods.registry import register_method
 
@@ -158,9 +159,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_weights_only(path)
     except FileNotFoundError as exc:
         raise MethodError(f"{path}: file not found") from exc
+    except RefusedPickle as exc:
+        raise MethodError(str(exc)) from None
     except Exception as exc:  # unpickling and archive errors have many types; all mean "refused"
         raise MethodError(f"{path}: not a readable weights-only tensor file (truncated, corrupt, or a pickle that "
                           f"would need to run code, which is refused): {_first_line(exc)}") from exc

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.terminal import shown
+
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
@@ -68,15 +70,15 @@ def cave_analysis_command(args: argparse.Namespace) -> int:
         summary = run_cave_analysis(config, images, out, progress=not args.quiet, force=args.force,
                                     source=", ".join([*args.dataset, *args.images]))
     except (CaveAnalysisError, DatasetError, OSError) as exc:
-        print(f"codiff-bench cave-analysis: error: {exc}", file=sys.stderr)
+        print(f"codiff-bench cave-analysis: error: {shown(exc, multiline=True)}", file=sys.stderr)
         return 2
     print_summary(summary, out)
     return 1 if summary["errors"] else 0
 
 
 def print_summary(summary: dict, out) -> None:
-    print(f"CaVE analysis -> {out}")
+    print(f"CaVE analysis -> {shown(out)}")
     for line in summary["notes"]:
-        print(f"  {line}")
+        print(f"  {shown(line)}")
     for err in summary["errors"]:
-        print(f"error: {err['item']}: {err['error']}", file=sys.stderr)
+        print(f"error: {shown(err['item'])}: {shown(err['error'], multiline=True)}", file=sys.stderr)

@@ -27,6 +27,7 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
 
     from bench.commands.restore import collect_images, print_input_problems
     from bench.imageio import ImageError, read_rgb8, to_tensor
+    from bench.terminal import shown
     from methods.base import MethodError
     from methods.cave_small import default_cave
     from methods.codiff.cave import load_cave
@@ -37,18 +38,18 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
         cave_path = args.cave or default_cave()
         cave = load_cave(cave_path).to(args.device)
     except MethodError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc, multiline=True)}", file=sys.stderr)
         return 2
     if not args.cave:
-        print(f"CaVE: {cave_path}", file=sys.stderr)
+        print(f"CaVE: {shown(cave_path)}", file=sys.stderr)
     failed = 0
     for path, _ in images:
         try:
             with torch.inference_mode():
                 qf = float(cave.predict_qf(to_tensor(read_rgb8(path).rgb).to(args.device)))
         except (ImageError, RuntimeError, OSError) as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            print(f"error: {shown(path)}: {shown(exc, multiline=True)}", file=sys.stderr)
             failed += 1
             continue
-        print(json.dumps({"path": str(path), "qf": round(qf, 2)}) if args.json else f"{path}\t{qf:.1f}")
+        print(json.dumps({"path": str(path), "qf": round(qf, 2)}) if args.json else f"{shown(path)}\t{qf:.1f}")
     return 1 if failed or problems else 0

@@ -60,6 +60,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
     from bench.profile import ProfileOptions, format_rows, profile_methods, write_outputs
     from bench.provenance import device_info, git_state, library_versions
+    from bench.terminal import shown
     from methods.architectures import list_architectures
 
     if args.list:
@@ -103,5 +104,5 @@ def profile_command(args: argparse.Namespace) -> int:
     print(format_rows(document["rows"]))
     for note in document["notes"]:
         print("-", note)
-    print(f"wrote {out}/profile.json, profile.csv, stages.csv, parts.csv, profile.tex")
+    print(f"wrote {shown(out)}/profile.json, profile.csv, stages.csv, parts.csv, profile.tex")
     return 1 if any(p.error for p in profiles) else 0

@@ -18,12 +18,13 @@ def register(subparsers) -> None:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    from bench.terminal import shown
     from reports import render_report
 
     try:
         index = render_report(args.run_dir, reference=args.reference, images=args.images)
     except (ValueError, OSError) as exc:
-        print(f"codiff-bench report: error: {exc}", file=sys.stderr)
+        print(f"codiff-bench report: error: {shown(exc, multiline=True)}", file=sys.stderr)
         return 2
-    print(index)
+    print(shown(index))
     return 0

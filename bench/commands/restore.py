@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.terminal import shown
+
 # flag destination -> method config key (only flags the user gave are passed to the method)
 _CONFIG_FLAGS = {
     "sd_path": "sd_path", "codiff": "codiff", "cave": "cave", "dtype": "dtype", "color_fix": "color_fix",
@@ -47,9 +49,9 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str
 def print_input_problems(problems: list[str], left_out: list[str]) -> None:
     """Inputs that could not be used (errors) and folder files left out (notes), on stderr."""
     for message in left_out:
-        print(f"skipped {message}", file=sys.stderr)
+        print(f"skipped {shown(message)}", file=sys.stderr)
     for message in problems:
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {shown(message)}", file=sys.stderr)
 
 
 def _value(text: str):
@@ -109,15 +111,16 @@ def restore_command(args: argparse.Namespace) -> int:
         method = create_method(args.method, **method_config(args))
         method.load()
     except (MethodError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {shown(exc, multiline=True)}", file=sys.stderr)
         return 2
     out_dir = Path(args.output)
     failed = 0
     written: set[Path] = set()
-    for path, name in tqdm(images, desc=f"restore ({args.method})", unit="image", disable=args.quiet):
+    for path, name in tqdm(images, desc=shown(f"restore ({args.method})"), unit="image", disable=args.quiet):
         target = out_dir / name
         if target in written:
-            print(f"error: {path}: output {target} would overwrite another input's result", file=sys.stderr)
+            print(f"error: {shown(path)}: output {shown(target)} would overwrite another input's result",
+                  file=sys.stderr)
             failed += 1
             continue
         written.add(target)
@@ -128,8 +131,8 @@ def restore_command(args: argparse.Namespace) -> int:
             jpeg = path.read_bytes() if path.suffix.lower() in (".jpg", ".jpeg") else None
             save_png(method.restore(lq, jpeg_bytes=jpeg), target)
         except (ImageError, MethodError, RuntimeError, ValueError, OSError) as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            print(f"error: {shown(path)}: {shown(exc, multiline=True)}", file=sys.stderr)
             failed += 1
-    print(f"{len(images) - failed} of {len(images)} images restored into {out_dir}"
+    print(f"{len(images) - failed} of {len(images)} images restored into {shown(out_dir)}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed or problems else 0

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from bench.terminal import shown
+
 
 def _csv(kind, *, empty_ok: bool = False):
     """An argparse type for a comma-separated list of `kind` (str or int), with messages in words; an empty
@@ -105,10 +107,10 @@ def run_command(args: argparse.Namespace) -> int:
             return dry_run(config)
         summary = Runner(config, progress=not args.quiet).run()
     except (ConfigError, DatasetError, RunFolderBusy, MethodError, PermissionError, OSError) as exc:
-        print(f"codiff-bench run: error: {exc}", file=sys.stderr)
+        print(f"codiff-bench run: error: {shown(exc, multiline=True)}", file=sys.stderr)
         return 2
     except sqlite3.Error as exc:
-        print(f"codiff-bench run: error: results store in {config.run_dir}: {exc} (finished results are kept, "
+        print(f"codiff-bench run: error: results store in {shown(config.run_dir)}: {exc} (finished results are kept, "
               "rerun to resume)", file=sys.stderr)
         return 2
     if summary.is_main:
@@ -133,31 +135,28 @@ def print_summary(summary) -> None:
         table = frame.pivot_table(index=["dataset", "method"], columns=["metric", "qf"], values="value",
                                   aggfunc="mean")
         with pd.option_context("display.width", 200, "display.max_columns", 60, "display.float_format", "{:.4f}".format):
-            print(table.to_string())
+            print(shown(table.to_string(), multiline=True))
     files = [item for item in summary.skipped if item["kind"] == "file"]
     for item in [item for item in summary.skipped if item["kind"] != "file"] + files[:SHOWN_FILES]:
-        print(f"skipped {item['kind']} {_shown(item['name'])}: {_shown(item['reason'])}")
+        print(f"skipped {item['kind']} {shown(item['name'])}: {shown(item['reason'], multiline=True)}")
     if len(files) > SHOWN_FILES:
         print(f"... and {len(files) - SHOWN_FILES} more files left out of the datasets (all are listed in the report)")
     for warning in warnings:
-        print(f"warning: {_shown(warning)}")
+        print(f"warning: {shown(warning)}")
     noted = [(row.dataset, row.image, json.loads(row.notes or "[]")) for row in images.itertuples()]
     converted = [item for item in noted if item[2]]
     if converted:
         print(f"\n{len(converted)} images converted on input (recorded with the run):")
         for dataset, image, notes in converted[:50]:
-            print(f"  {dataset}/{_shown(image)}: {'; '.join(notes)}")
+            print(f"  {shown(dataset)}/{shown(image)}: {'; '.join(notes)}")
     if summary.errors:
         print(f"\n{len(summary.errors)} failed:", file=sys.stderr)
         for err in summary.errors[:50]:
             unit = "" if err["method"] == "*" else f" {err['method']} qf{err['qf']}"
-            print(f"  [{err['stage']}] {err['dataset']}/{_shown(err['image'])}{unit}: {_shown(err['message'])}",
+            print(f"  [{err['stage']}] {shown(err['dataset'])}/{shown(err['image'])}{shown(unit)}: "
+                  f"{shown(err['message'], multiline=True)}",
                   file=sys.stderr)
-    print(f"\nresults: {summary.run_dir / 'summary.csv'}")
+    print(f"\nresults: {shown(summary.run_dir / 'summary.csv')}")
     if summary.report:
-        print(f"report:  {summary.report}")
+        print(f"report:  {shown(summary.report)}")
 
-
-def _shown(text: str) -> str:
-    """Text from file names as the terminal should show it: control characters escaped, never interpreted."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 import torch
 
+from bench.torchload import load_weights_only
 from methods.base import WeightFile
 
 Reference = Callable[[], Mapping[str, torch.Tensor]]
@@ -69,7 +70,7 @@ def load_tensors(path: Path) -> Mapping[str, torch.Tensor]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    state = load_weights_only(path, mmap=zipfile.is_zipfile(path))
     if not isinstance(state, dict):
         raise ValueError(f"holds a {type(state).__name__}, not a state dict")
     # pyiqa strips the "module." prefix of checkpoints saved from DataParallel before loading.

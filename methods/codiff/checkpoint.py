@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import torch
 
 from bench.atomic import atomic_path, atomic_write_text
+from bench.torchload import RefusedPickle, load_weights_only
 from methods.base import MethodError
 
 FORMAT = "codiff-bench"
@@ -106,7 +107,9 @@ def load_torch_file(path: str | Path, what: str) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{what}: {path} is missing")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights_only(path)
+    except RefusedPickle as exc:
+        raise CheckpointError(f"{what}: {exc}") from None
     except Exception as exc:  # unpickling errors have many types; all mean "not this file"
         raise CheckpointError(f"{what}: {path} is not a loadable weights-only torch file ({exc})") from exc
 

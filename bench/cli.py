@@ -18,6 +18,7 @@ import sys
 
 from bench.core.errors import BenchError
 from bench.core.registry import registry
+from bench.core.terminal import EscapingFormatter, shown
 
 COMMANDS = registry("command", group="codiff_bench.commands", builtins={
     name: f"bench.commands.{module}:register" for name, module in {
@@ -44,14 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except BenchError as exc:
-        print(f"codiff-bench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"codiff-bench {args.command}: error: {shown(exc, multiline=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"codiff-bench {args.command}: interrupted", file=sys.stderr)

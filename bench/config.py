@@ -7,6 +7,7 @@ analyses by name or `{name: ..., options}`.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from bench.core.config import apply_overrides, from_dict, merge, read_yaml, to_d
 from bench.core.errors import ConfigError
 from bench.core.protocol import JpegProtocol
 
+log = logging.getLogger(__name__)
 DEFAULT_METRICS = ["psnr", "ssim", "psnr_b", "lpips", "dists", "musiq", "maniqa", "clipiqa"]
 
 
@@ -47,7 +49,12 @@ class MethodSpec:
 
 @dataclass
 class RunConfig:
-    """Everything a run needs."""
+    """Everything a run needs.
+
+    `images` (folders of images, each an ad hoc dataset) replaces the default `sample` dataset: a config
+    that lists `images` and no `datasets` runs on those folders alone, as `--images` does on the command
+    line; list `datasets` too to run on both.
+    """
 
     datasets: list[str] = field(default_factory=lambda: ["sample"])
     images: list[str] = field(default_factory=list)
@@ -75,6 +82,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        if data.get("images") and "datasets" not in data:
+            data = {**data, "datasets": []}
         return from_dict(cls, data)
 
     def override(self, **values: Any) -> "RunConfig":
@@ -93,12 +102,19 @@ class RunConfig:
         bad = [q for q in self.qf if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100]
         if bad:
             raise ConfigError(f"quality factors must be whole numbers within 1..100, not {bad}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"limit must be at least 1 image per dataset, not {self.limit}")
+        twice = sorted({q for q in self.qf if self.qf.count(q) > 1})
+        if twice:
+            log.warning("quality factors listed more than once are run once: %s", ", ".join(map(str, twice)))
+            self.qf = list(dict.fromkeys(self.qf))
         if not self.methods:
-            raise ConfigError("no methods to run: name at least one (see `codiff-bench methods`)")
+            raise ConfigError("no methods to run: name at least one (`methods:` in the config, or --methods jpeg,...)")
         if not self.datasets and not self.images:
-            raise ConfigError("no datasets to run on: name one (see datasets.yaml) or give a folder with --images")
+            raise ConfigError("no images to run on: name a dataset (`datasets:`, --datasets) or an image folder "
+                              "(`images:`, --images)")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise ConfigError(f"limit must be a whole number of images of at least 1 (or absent for every image), "
+                              f"got {self.limit!r}")
         self.method_specs()
 
     def method_specs(self) -> list[MethodSpec]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core.imageio import list_images
 from bench.core.config import read_mapping
-from bench.core.resources import embedded_file
 from bench.core.errors import BenchError, UnknownNameError
+from bench.core.imageio import IMAGE_SUFFIXES, FolderScan, scan_images
+from bench.core.resources import embedded_file
 
 DATA_ROOT_ENV = "CODIFF_BENCH_DATA"
 DATASETS_FILE_ENV = "CODIFF_BENCH_DATASETS"
@@ -35,17 +35,26 @@ class UnknownDatasetError(UnknownNameError, DatasetError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A resolved evaluation set: a name and its image files, with stable per-image ids."""
+    """A resolved evaluation set: a name and its image files, with stable per-image ids, and the files of its
+    folder left out (`left_out`: (file id, reason) for hidden files skipped and non-image files ignored)."""
 
     name: str
     root: Path
     files: tuple[Path, ...]
     description: str = ""
     label: str = ""
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.name)
+
+    @classmethod
+    def scanned(cls, name: str, root: Path, scan: FolderScan, description: str = "", label: str = "") -> "Dataset":
+        """A dataset of the images `scan_images(root)` found, with what it skipped or ignored and why."""
+        left_out = {**scan.skipped, **{p: f"ignored: {r}" for p, r in scan.ignored.items()}}
+        return cls(name, root, tuple(scan.images), description, label,
+                   tuple((p.relative_to(root).as_posix(), r) for p, r in sorted(left_out.items())))
 
     def image_id(self, path: Path) -> str:
         """The image's path relative to the set's root (unique within the set, extension included)."""
@@ -100,11 +109,12 @@ def resolve_dataset(name: str, *, root: str | os.PathLike | None = None,
     if not folder.is_dir():
         raise DatasetError(f"dataset {name!r}: folder {folder} not found (expected {entry.get('count', '?')} "
                            f"images there)")
-    files = tuple(list_images(folder))
+    dataset = Dataset.scanned(name, folder, scan_images(folder), description, label)
     expected = entry.get("count")
-    if expected is not None and len(files) != int(expected):
-        raise DatasetError(f"dataset {name!r}: expected {expected} images in {folder}, found {len(files)}")
-    return Dataset(name, folder, files, description, label)
+    if expected is not None and len(dataset.files) != int(expected):
+        raise DatasetError(f"dataset {name!r}: expected {expected} images in {folder}, found {len(dataset.files)} "
+                           "(hidden files, AppleDouble `._*` files and non-image files are not counted)")
+    return dataset
 
 
 def folder_dataset(folder: str | os.PathLike, name: str | None = None) -> Dataset:
@@ -112,7 +122,8 @@ def folder_dataset(folder: str | os.PathLike, name: str | None = None) -> Datase
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise DatasetError(f"image folder {folder} not found")
-    files = tuple(list_images(folder))
-    if not files:
-        raise DatasetError(f"no images in {folder}")
-    return Dataset(name or folder.name, folder, files, f"images in {folder}")
+    dataset = Dataset.scanned(name or folder.name, folder, scan_images(folder), f"images in {folder}")
+    if not dataset.files:
+        raise DatasetError(f"no images in {folder} ({len(dataset.left_out)} other files: hidden files and files "
+                           f"without an image extension {', '.join(IMAGE_SUFFIXES)} are left out)")
+    return dataset

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.config import RunConfig
+from bench.core.terminal import shown
 
 DATA, WEIGHTS, INPUTS, CONFIG, METRICS, ENV = (
     "data sets", "method weights", "method inputs (precomputed outputs, commands)", "configuration",
@@ -152,5 +153,5 @@ def unset_variables(value: Any, where: str = "") -> list[tuple[str, list[str]]]:
 def dry_run(config: RunConfig) -> int:
     """Print the plan for `config`; return 0 when nothing is missing, else 1."""
     plan = plan_run(config)
-    print(plan.render())
+    print(shown(plan.render(), multiline=True))
     return plan.exit_status

@@ -30,13 +30,13 @@ from bench.core.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_
 from bench.core.lock import RunLock
 from bench.core.paths import ANALYSES_FOLDER, inside, printable_id, safe_component, safe_names
 from bench.core.protocol import JpegProtocol, ProtocolError, decode_jpeg
-from bench.core.weights import WeightFile
+from bench.core.weights import WeightFile, unusable_files
 from bench.datasets import Dataset, DatasetError, folder_dataset, resolve_dataset
 from bench.distributed import Shard, current_shard
 from bench.store import ResultsStore, UnitKey
+from bench.core.terminal import shown
 from methods.base import Method, MethodError, RestoreRequest, Unit
 from methods.registry import METHODS, create_method
-from bench.core.errors import BenchError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class Runner:
 
     # -- public ---------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        """Check everything the config names, then (and only then) create the run folder and run."""
         plan = self.plan()  # every user mistake surfaces here, before anything is written
         self._check_run_folder()
         lock_name = ".lock" if self.shard.is_main else f".lock-rank{self.shard.rank}"
@@ -185,22 +186,25 @@ class Runner:
 
         torch.manual_seed(self.config.seed)
         summary = RunSummary(self.run_dir, is_main=self.shard.is_main)
-        entries, methods = plan.entries, plan.methods
+        datasets, entries, methods = plan.datasets, plan.entries, plan.methods
         metrics = {name: create_metric(name, device=self.device) for name in plan.metrics}
         main = self.shard.is_main
         if main:
             store.set_skipped("metric", plan.skipped_metrics)
             store.set_skipped("method", plan.skipped_methods)
+            store.set_skipped("file", {f"{ds.name}/{printable_id(image)}": reason
+                                       for ds in datasets for image, reason in ds.left_out})
+            warnings = jpeg_reference_warnings(entries)
+            for warning in warnings:
+                log.warning(warning)
+            store.set_meta("warnings", warnings)
             store.set_methods({label: (m.fingerprint(), m.describe()) for label, m in methods.items()})
             store.set_scope([(e.dataset, e.image, qf) for e in entries for qf in self.config.qf])
             for name in store.invalidate_changed_metrics({n: m.fingerprint() for n, m in metrics.items()}):
                 log.info("metric %s changed (options, version or weight files): its stored values are recomputed", name)
 
-        known = {r["path"]: r for files in (store.get_meta("manifest") or {}).get("weights", {}).values()
-                 for r in files}
-        weights = {name: [_weight_record(w, known) for w in m.required_files()] for name, m in metrics.items()}
-        weights.update({label: [_weight_record(w, known) for w in m.required_weights()]
-                        for label, m in methods.items()})
+        weights = {name: [_weight_record(w) for w in m.required_files()] for name, m in metrics.items()}
+        weights.update({label: [_weight_record(w) for w in m.required_weights()] for label, m in methods.items()})
         record = manifest(self.config.to_dict(), self.protocol.to_dict(), weights, self.device, self.config.seed)
         record["processes"] = self.shard.world
         if main:
@@ -263,7 +267,7 @@ class Runner:
                 continue
             missing = method.missing_weights()
             if missing:
-                reason = "weights not found:\n" + "\n".join(f"  - {w.describe()} is {w.status()}" for w in missing)
+                reason = unusable_files(missing)
                 if self.config.strict and broken is None:
                     raise MethodError(f"method {spec.label!r}: {reason}")
                 skipped[spec.label] = reason
@@ -366,7 +370,7 @@ class Runner:
             todo = [u for u in units if u.method == label]
             loaded = self._load_method(store, method, todo)
             for unit in todo:
-                bar.set_postfix_str(f"{label} qf{unit.qf} {unit.entry.image[:30]}", refresh=False)
+                bar.set_postfix_str(shown(f"{label} qf{unit.qf} {unit.entry.image[:30]}"), refresh=False)
                 if loaded:
                     self._process_unit(store, method, metrics, unit, summary)
                 if self.shard.distributed:
@@ -450,6 +454,29 @@ class Runner:
         return to_tensor(rgb8)
 
 
+def jpeg_reference_warnings(entries: list[ImageEntry]) -> list[str]:
+    """One warning per dataset whose HQ references are JPEG files: the benchmark compresses them a second
+    time, so its scores measure the restoration of doubly compressed images."""
+    found: dict[str, list[ImageEntry]] = {}
+    for entry in entries:
+        found.setdefault(entry.dataset, [])
+        if _is_jpeg(entry.path):
+            found[entry.dataset].append(entry)
+    return [f"dataset {printable_id(name)}: {len(jpegs)} of {sum(e.dataset == name for e in entries)} HQ "
+            f"references are JPEG files (e.g. {jpegs[0].image}); they are compressed a second time, so the scores "
+            "measure restoration from double compression: use lossless originals (PNG) where they exist"
+            for name, jpegs in found.items() if jpegs]
+
+
+def _is_jpeg(path: Path) -> bool:
+    """True when the file starts with the JPEG start-of-image marker (whatever its extension)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
 def decode_png(path: Path) -> np.ndarray:
     """Read a PNG that the harness wrote (always 8-bit RGB)."""
     return read_rgb8(path).rgb
@@ -465,18 +492,11 @@ def _describe_input(exc: BaseException, path: Path) -> str:
     return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
 
 
-def _weight_record(w: WeightFile, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Path, status, size and SHA-256 of a weight file; hashes are reused from `known` (earlier runs of this
-    folder) while a file's size and modification time are unchanged, so resumed runs do not re-read gigabytes."""
-    from bench.core.weights import file_sha256
-
+def _weight_record(w: WeightFile) -> dict[str, Any]:
+    """Path, status, size and SHA-256 of a weight file (the hash cache reads each version of a file once)."""
     record: dict[str, Any] = {"label": w.label, "path": str(w.path), "status": w.status()}
     if w.path.is_file():
-        stat = w.path.stat()
-        record.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        earlier = known.get(str(w.path), {})
-        same = earlier.get("size") == stat.st_size and earlier.get("mtime_ns") == stat.st_mtime_ns
-        record["sha256"] = earlier["sha256"] if same and earlier.get("sha256") else file_sha256(w.path)
+        record.update(size=w.path.stat().st_size, sha256=w.sha256())
     return record
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench.core.config import from_dict, to_dict
 from bench.core.errors import BenchError
-from bench.core.weights import WeightFile
+from bench.core.weights import WeightFile, unusable_files
 
 if TYPE_CHECKING:
     import torch
@@ -56,6 +57,20 @@ class NoOptions:
     """A method without options."""
 
 
+def without_weight_paths(config: dict[str, Any], weight_paths: list[Path]) -> dict[str, Any]:
+    """`config` with each string entry that names one of `weight_paths`, or a folder above one, replaced by a
+    marker (the files themselves are identified by content)."""
+    resolved = [p.expanduser().resolve() for p in weight_paths]
+
+    def names_weights(value: Any) -> bool:
+        if not resolved or not isinstance(value, (str, os.PathLike)) or not str(value):
+            return False
+        target = Path(value).expanduser().resolve()
+        return target.exists() and any(p == target or target in p.parents for p in resolved)
+
+    return {k: "<weight files>" if names_weights(v) else v for k, v in config.items()}
+
+
 class Method(ABC):
     """A JPEG artifact removal method.
 
@@ -86,6 +101,11 @@ class Method(ABC):
         """Every file this method reads. Empty for methods that need none."""
         return []
 
+    def input_folders(self, datasets: list[str], qfs: list[int]) -> dict[Path, list[str]]:
+        """Folders of files made elsewhere that this method reads for these datasets and QFs (precomputed
+        restorations), each with what it must hold. Empty for methods that compute their outputs."""
+        return {}
+
     def missing_weights(self) -> list[WeightFile]:
         """The required files that are absent or do not match their expected size or hash."""
         return [w for w in self.required_weights() if w.status() != "present"]
@@ -97,8 +117,7 @@ class Method(ABC):
             return
         missing = self.missing_weights()
         if missing:
-            raise MethodError(f"method {self.name!r} cannot load:\n" + "\n".join(
-                f"  - {w.describe()} is {w.status()}" for w in missing))
+            raise MethodError(f"method {self.name!r} cannot load, {unusable_files(missing)}")
         self._load()
         self._loaded = True
 
@@ -107,16 +126,17 @@ class Method(ABC):
 
     # -- identity ----------------------------------------------------------------------------------
     def fingerprint(self) -> str:
-        """A short hash of everything that changes this method's outputs: name, options, weight files.
+        """A short hash of everything that changes this method's outputs: name, options, weight file contents.
 
         The run engine keys cached outputs on it, so changing a method's configuration invalidates only
-        its own results.
+        its own results. Weight files count by content (SHA-256), not by path: options naming a weight file,
+        or a folder holding some, are left out, so moved weights or a moved repository reuse every result
+        while a swapped checkpoint invalidates this method's.
         """
-        weights = []
-        for w in self.required_weights():
-            stat = w.path.stat() if w.path.is_file() else None
-            weights.append([str(w.path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
-        payload = {"name": self.name, "config": self.output_config(), "weights": weights}
+        required = self.required_weights()
+        weights = [[w.label, w.sha256()] for w in required]
+        config = without_weight_paths(self.output_config(), [w.path for w in required])
+        payload = {"name": self.name, "config": config, "weights": weights}
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

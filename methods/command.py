@@ -76,6 +76,10 @@ class ExternalCommand(PrecomputedOutputs):
     def template_values(self, unit: Unit) -> dict[str, Any]:
         return {**super().template_values(unit), "output_dir": str(self.block_dir(unit) / "output")}
 
+    def input_folders(self, datasets: list[str], qfs: list[int]) -> dict[Path, list[str]]:
+        """None: the command writes its restorations into the run folder."""
+        return {}
+
     # -- work ----------------------------------------------------------------------------------------
     def restore(self, request: RestoreRequest):
         unit = request.unit

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from bench.core.weights import WeightFile, default_weights_dir
 from methods.base import Method, MethodError, RestoreRequest
 
+from bench.core.torchload import RefusedPickle, load_weights_only
+
 if TYPE_CHECKING:
     import torch
 
@@ -164,17 +166,17 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file, read without executing code: safetensors, or torch.load(weights_only=True)."""
-    import torch
-
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_weights_only(path)
     except FileNotFoundError as exc:
         raise MethodError(f"{path}: file not found") from exc
+    except RefusedPickle as exc:
+        raise MethodError(str(exc)) from None
     except Exception as exc:  # unpickling and archive errors have many types; all mean "refused"
         raise MethodError(f"{path}: not a readable weights-only tensor file (truncated, corrupt, or a pickle that "
                           f"would need to run code, which is refused): {_first_line(exc)}") from exc

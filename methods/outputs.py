@@ -19,6 +19,7 @@ a new `root` or run folder.
 
 from __future__ import annotations
 
+import itertools
 import string
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -53,6 +54,9 @@ def check_template(text: str, allowed: set[str], what: str) -> None:
     if bad:
         raise MethodError(f"{what} {text!r} uses unknown placeholders {bad}; known: {sorted(allowed)} "
                           "(write {{ and }} for literal braces)")
+
+
+_PER_IMAGE = "\0"  # stands for the per-image placeholders when only the folder is wanted
 
 
 class PrecomputedOutputs(Method):
@@ -108,6 +112,17 @@ class PrecomputedOutputs(Method):
             raise MethodError(f"{path}: restoration is {rgb.shape[1]}x{rgb.shape[0]} but {what} is "
                               f"{width}x{height} under this protocol (restorations are never resized)")
         return to_tensor(rgb)
+
+    def input_folders(self, datasets: list[str], qfs: list[int]) -> dict[Path, list[str]]:
+        """The template's folder for each dataset and QF: the path up to its first per-image placeholder."""
+        folders: dict[Path, list[str]] = {}
+        for dataset in datasets:
+            for qf in qfs:
+                unit = Unit(dataset, _PER_IMAGE, _PER_IMAGE, qf, Path(), Path())
+                parts = self.expected_path(unit).parts
+                folder = Path(*itertools.takewhile(lambda part: _PER_IMAGE not in part, parts))
+                folders.setdefault(folder, []).append(f"restorations of {dataset} at QF {qf}")
+        return folders
 
     def preflight(self, units: list[Unit]) -> list[str]:
         """An absent `root`, and one line per dataset and QF with absent files: how many, the first few paths."""

@@ -90,11 +90,12 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "overview": _overview(data),
         "config_json": json.dumps(data.config, indent=2, default=str, sort_keys=True),
-        "protocol": [(k, text(v)) for k, v in data.protocol.items()],
+        "protocol": _protocol(data),
         "provenance": _provenance(data.manifest),
         "versions": sorted((data.manifest.get("versions") or {}).items()),
         "weights": _weights(data.manifest),
         "skipped": data.skipped,
+        "warnings": data.warnings,
         "errors": data.errors.to_dict("records"),
         "error_counts": _error_counts(data.errors),
         "input_notes": _input_notes(data),
@@ -156,7 +157,18 @@ def _overview(data: RunData) -> list[tuple[str, str]]:
             ("Values stored", f"{len(data.results):,}"),
             ("Failures", f"{len(data.errors):,}"),
             ("Skipped", (f"{sum(s['kind'] == 'metric' for s in data.skipped)} metrics, "
-                         f"{sum(s['kind'] == 'method' for s in data.skipped)} methods"))]
+                         f"{sum(s['kind'] == 'method' for s in data.skipped)} methods, "
+                         f"{sum(s['kind'] == 'file' for s in data.skipped)} files left out of the datasets"))]
+
+
+def _protocol(data: RunData) -> list[tuple[str, str]]:
+    """The JPEG protocol's settings; `quality`, which the stored protocol leaves unbound (one JPEG is made per
+    quality factor), is shown as the run's quality factors."""
+    rows = [(k, text(v)) for k, v in data.protocol.items() if k != "quality"]
+    if data.protocol:
+        rows.append(("quality", f"QF {', '.join(map(str, data.qfs))} (one JPEG per quality factor)"
+                     if data.qfs else "none yet"))
+    return rows
 
 
 def _provenance(manifest: dict[str, Any]) -> list[tuple[str, str]]:

@@ -40,6 +40,7 @@ class RunData:
     qfs: list[int] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     configured_methods: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunData:
@@ -54,7 +55,8 @@ class RunData:
                        manifest=store.get_meta("manifest", {}) or {}, protocol=store.get_meta("protocol", {}) or {},
                        config=store.get_meta("config", {}) or {},
                        metric_info=store.get_meta("metric_info", {}) or {},
-                       labels=Labels(store.get_meta("metric_info", {}) or {}, store.get_meta("dataset_info", {}) or {}))
+                       labels=Labels(store.get_meta("metric_info", {}) or {}, store.get_meta("dataset_info", {}) or {}),
+                       warnings=store.get_meta("warnings", []) or [])
         data._order()
         return data
 

@@ -58,6 +58,20 @@ def write_random_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 
     return paths
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_hash_cache(tmp_path_factory):
+    """Weight-file hashes go to a cache of the test session's own, never the user's."""
+    from bench.core.hashcache import HASH_CACHE_ENV
+
+    saved = os.environ.get(HASH_CACHE_ENV)
+    os.environ[HASH_CACHE_ENV] = str(tmp_path_factory.mktemp("hash-cache") / "hashes.sqlite")
+    yield
+    if saved is None:
+        os.environ.pop(HASH_CACHE_ENV, None)
+    else:
+        os.environ[HASH_CACHE_ENV] = saved
+
+
 @pytest.fixture
 def one_thread():
     """Run the test's torch work on one thread (the suite shares two cores), restoring the count after."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -179,7 +181,7 @@ def test_metric_checks_its_inputs():
         metric(x[:, :1], x[:, :1])
 
 
-def test_fingerprint_follows_options_and_files(metrics_standins):
+def test_fingerprint_follows_options_and_file_contents_not_paths_or_times(metrics_standins, tmp_path):
     assert create_metric("psnr").fingerprint() == create_metric("psnr").fingerprint()
     assert create_metric("psnr").fingerprint() != create_metric("psnr", color_space="ycbcr").fingerprint()
     musiq = create_metric("musiq")
@@ -187,10 +189,17 @@ def test_fingerprint_follows_options_and_files(metrics_standins):
     checkpoint = musiq.files[0].path
     stat = checkpoint.stat()
     try:
-        os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as if replaced
-        assert musiq.fingerprint() != before
+        os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched, same content
+        assert musiq.fingerprint() == before
     finally:
         os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    copy = tmp_path / "elsewhere.pth"
+    shutil.copyfile(checkpoint, copy)
+    musiq.files[0] = replace(musiq.files[0], weight=replace(musiq.files[0].weight, path=copy))
+    assert musiq.fingerprint() == before  # the same file at another path
+    with open(copy, "ab") as fh:
+        fh.write(b"\0")
+    assert musiq.fingerprint() != before
 
 
 # -- missing weights: skipped, with the file and its folder ------------------------------------------------

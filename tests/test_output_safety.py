@@ -72,7 +72,7 @@ def test_names_are_confined_and_distinct():
 def test_hostile_labels_dataset_names_and_image_names_stay_inside(tmp_path, make_images, monkeypatch):
     data = tmp_path / "data"
     make_images(data / "set", [(24, 32), (32, 24)], seed=1)
-    (data / "set" / "img00.png").rename(data / "set" / "..png")
+    (data / "set" / "img00.png").rename(data / "set" / "-..png")
     registry = tmp_path / "datasets.yaml"
     registry.write_text(yaml.safe_dump({"../../escaped": {"root": "set", "count": 2}}))
     monkeypatch.setenv("CODIFF_BENCH_DATASETS", str(registry))

@@ -314,3 +314,25 @@ def test_bootstrap_and_paired_statistics():
     assert (p.wins, p.ties, p.losses) == (2, 1, 1) and p.mean_diff == pytest.approx(0.025)
     same = paired_comparison(np.ones(5), np.ones(5), lower_better=False)
     assert same.p_value == 1.0 and same.win_rate == 0.0
+
+
+def test_protocol_quality_row_names_the_run_qfs_and_the_figure_note_only_present_sections(tmp_path, report_run_builder):
+    run_dir = report_run_builder(tmp_path / "run", datasets={"sample": ["only.png"]}, methods={"jpeg": "jpeg"},
+                                 metrics={"psnr": False}, qfs=(5, 10), failures=False)
+    with ResultsStore.in_run_dir(run_dir) as store:  # as the run engine stores it: quality left unbound
+        store.set_meta("protocol", {"codec": "opencv", "subsampling": "420", "resize": "lanczos", "quality": None})
+    html = render_report(run_dir).read_text()
+    assert "<th>quality</th><td>QF 5, 10 (one JPEG per quality factor)</td>" in html
+    assert "own sections below" not in html and "Complexity" not in html
+
+    (run_dir / "cave_analysis").mkdir()
+    (run_dir / "cave_analysis" / "summary.json").write_text(json.dumps({"title": "CaVE analysis"}))
+    text = " ".join(" ".join(Page(render_report(run_dir).read_text()).text).split())
+    assert "More figures in their own sections below: CaVE analysis ." in text and "Complexity" not in text
+
+
+def test_wide_tables_scroll_inside_their_section(rendered):
+    """Results, paper and paired tables grow with methods, QFs and metrics: each sits in a horizontal scroller."""
+    html = rendered["html"]
+    for kind in ('<table class="results"', '<table class="results paired"', '<table class="data sortable">'):
+        assert html.count(kind) and len(re.findall(r'<div class="scroll[^"]*">\s*' + kind, html)) == html.count(kind), kind

@@ -37,6 +37,9 @@ PROBE = """<script>
   out.after = Array.prototype.map.call(imgs, function (i) { return i.style.width; });
   out.left = Array.prototype.map.call(imgs, function (i) { return i.style.left; });
   out.zoom = panel.querySelector('.zoom-value').textContent;
+  out.rendering = getComputedStyle(imgs[0]).imageRendering;
+  out.pageWidth = document.documentElement.scrollWidth;
+  out.windowWidth = window.innerWidth;
   document.body.setAttribute('data-probe', JSON.stringify(out));
 }());
 </script>
@@ -93,3 +96,5 @@ def test_report_in_headless_chromium(tmp_path, report_run_builder):
     assert result["zoom"] == "1.6\u00d7"
     assert len(set(result["after"])) == 1 and result["after"] != result["before"]
     assert len(set(result["left"])) == 1 and float(result["left"][0].rstrip("px")) < 0
+    assert result["rendering"] == "pixelated", "zoomed tiles must show pixels (8x8 blocks), not smoothing"
+    assert result["pageWidth"] <= result["windowWidth"], "a table is wider than the page instead of scrolling"

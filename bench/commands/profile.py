@@ -63,6 +63,7 @@ def profile_command(args: argparse.Namespace) -> int:
     from bench.profile import ProfileOptions, format_rows, profile_methods, write_outputs
     from bench.profile.architecture import ARCHITECTURES
     from bench.provenance import device_info, git_state, library_versions
+    from bench.core.terminal import shown
 
     if args.list:
         print("\n".join(ARCHITECTURES.names()))
@@ -103,5 +104,5 @@ def profile_command(args: argparse.Namespace) -> int:
     print(format_rows(document["rows"]))
     for note in document["notes"]:
         print("-", note)
-    print(f"wrote {out}/profile.json, profile.csv, stages.csv, parts.csv, profile.tex")
+    print(f"wrote {shown(out)}/profile.json, profile.csv, stages.csv, parts.csv, profile.tex")
     return 1 if any(p.error for p in profiles) else 0

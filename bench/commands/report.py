@@ -17,7 +17,8 @@ def register(subparsers) -> None:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    from bench.core.terminal import shown
     from reports import render_report
 
-    print(render_report(args.run_dir, reference=args.reference, images=args.images))
+    print(shown(render_report(args.run_dir, reference=args.reference, images=args.images)))
     return 0

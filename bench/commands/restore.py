@@ -36,23 +36,24 @@ def register(subparsers) -> None:
 def restore_command(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from bench.core.imageio import ImageError, collect_images, read_rgb8, save_png, to_tensor
     from bench.core.device import checked_device
+    from bench.core.imageio import ImageError, collect_images, read_rgb8, save_png, to_tensor
+    from bench.core.terminal import print_input_problems, shown
     from methods.base import MethodError, RestoreRequest
     from methods.registry import create_method
 
     method = create_method(args.method, device=checked_device(args.device), **method_config(args))
     method.load()
-    images, problems = collect_images(args.inputs)
-    for message in problems:
-        print(f"error: {message}", file=sys.stderr)
+    images, problems, left_out = collect_images(args.inputs)
+    print_input_problems(problems, left_out)
     out_dir = Path(args.output)
     failed = 0
     written: set[Path] = set()
     for path, name in tqdm(images, desc=f"restore ({args.method})", unit="image", disable=args.quiet):
         target = out_dir / name
         if target in written:
-            print(f"error: {path}: output {target} would overwrite another input's result", file=sys.stderr)
+            print(f"error: {shown(path)}: output {shown(target)} would overwrite another input's result",
+                  file=sys.stderr)
             failed += 1
             continue
         written.add(target)
@@ -63,8 +64,8 @@ def restore_command(args: argparse.Namespace) -> int:
             jpeg = path.read_bytes() if path.suffix.lower() in (".jpg", ".jpeg") else None
             save_png(method.restore(RestoreRequest(lq, jpeg_bytes=jpeg)), target)
         except (ImageError, MethodError, RuntimeError, ValueError, OSError) as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            print(f"error: {shown(path)}: {shown(exc, multiline=True)}", file=sys.stderr)
             failed += 1
-    print(f"{len(images) - failed} of {len(images)} images restored into {out_dir}"
+    print(f"{len(images) - failed} of {len(images)} images restored into {shown(out_dir)}"
           + (f"; {failed} failed" if failed else ""))
     return 1 if failed or problems else 0

@@ -6,9 +6,39 @@ import argparse
 import json
 import sys
 
+from bench.core.terminal import shown
 
-def _csv(kind):
-    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+def _csv(kind, *, empty_ok: bool = False):
+    """An argparse type for a comma-separated list of `kind` (str or int), with messages in words; an empty
+    list is refused unless `empty_ok`."""
+    what = "a whole number" if kind is int else "a name"
+
+    def parse(text: str) -> list:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items and not empty_ok:
+            raise argparse.ArgumentTypeError(f"{text!r} is an empty list: give {what}, or several separated by commas")
+        values = []
+        for item in items:
+            try:
+                values.append(kind(item))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{item!r} is not {what} (expected a comma-separated list such as "
+                                                 f"{'5,10,20' if kind is int else 'jpeg,fbcnn'})") from None
+        return values
+
+    return parse
+
+
+def _count(text: str) -> int:
+    """An argparse type for a count of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value} (leave it out to use every image)")
+    return value
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,13 +47,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value (YAML syntax), e.g. --set protocol.subsampling=444 "
                              "(repeatable)")
-    parser.add_argument("--datasets", type=_csv(str), help="comma-separated names from datasets.yaml")
+    parser.add_argument("--datasets", type=_csv(str, empty_ok=True), help="comma-separated names from datasets.yaml "
+                        "('' for none)")
     parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable; replaces the config's "
                         "datasets unless --datasets is given too)")
     parser.add_argument("--methods", type=_csv(str), help="comma-separated method names (see `methods`)")
     parser.add_argument("--qf", type=_csv(int), help="comma-separated quality factors, e.g. 5,10,20")
     parser.add_argument("--metrics", type=_csv(str), help="comma-separated metric names")
-    parser.add_argument("--limit", type=int, help="at most N images per dataset")
+    parser.add_argument("--limit", type=_count, help="at most N images per dataset (N >= 1)")
     parser.add_argument("--run-dir", dest="run_dir", help="run folder (results, outputs, report)")
     parser.add_argument("--data-root", dest="data_root", help="root of the registered datasets "
                         "(default: $CODIFF_BENCH_DATA)")
@@ -80,6 +111,9 @@ def run_command(args: argparse.Namespace) -> int:
     return summary.exit_status
 
 
+SHOWN_FILES = 20  # files left out of the datasets listed in the terminal (the report lists them all)
+
+
 def print_summary(summary) -> None:
     import pandas as pd
 
@@ -88,31 +122,34 @@ def print_summary(summary) -> None:
     with ResultsStore.in_run_dir(summary.run_dir, readonly=True) as store:
         frame = store.results_frame()
         images = store.images_frame()
+        warnings = store.get_meta("warnings", [])
     print(f"\n{summary.units} units: {summary.restored} restored, {summary.reused} reused from earlier runs")
     if not frame.empty:
         table = frame.pivot_table(index=["dataset", "method"], columns=["metric", "qf"], values="value",
                                   aggfunc="mean")
         with pd.option_context("display.width", 200, "display.max_columns", 60, "display.float_format", "{:.4f}".format):
-            print(table.to_string())
-    for item in summary.skipped:
-        print(f"skipped {item['kind']} {_shown(item['name'])}: {_shown(item['reason'])}")
+            print(shown(table.to_string(), multiline=True))
+    files = [item for item in summary.skipped if item["kind"] == "file"]
+    for item in [item for item in summary.skipped if item["kind"] != "file"] + files[:SHOWN_FILES]:
+        print(f"skipped {item['kind']} {shown(item['name'])}: {shown(item['reason'], multiline=True)}")
+    if len(files) > SHOWN_FILES:
+        print(f"... and {len(files) - SHOWN_FILES} more files left out of the datasets (all are listed in the report)")
+    for warning in warnings:
+        print(f"warning: {shown(warning)}")
     noted = [(row.dataset, row.image, json.loads(row.notes or "[]")) for row in images.itertuples()]
     converted = [item for item in noted if item[2]]
     if converted:
         print(f"\n{len(converted)} images converted on input (recorded with the run):")
         for dataset, image, notes in converted[:50]:
-            print(f"  {dataset}/{_shown(image)}: {'; '.join(notes)}")
+            print(f"  {shown(dataset)}/{shown(image)}: {'; '.join(notes)}")
     if summary.errors:
         print(f"\n{len(summary.errors)} failed:", file=sys.stderr)
         for err in summary.errors[:50]:
             unit = "" if err["method"] == "*" else f" {err['method']} qf{err['qf']}"
-            print(f"  [{err['stage']}] {err['dataset']}/{_shown(err['image'])}{unit}: {_shown(err['message'])}",
+            print(f"  [{err['stage']}] {shown(err['dataset'])}/{shown(err['image'])}{shown(unit)}: "
+                  f"{shown(err['message'], multiline=True)}",
                   file=sys.stderr)
-    print(f"\nresults: {summary.run_dir / 'summary.csv'}")
+    print(f"\nresults: {shown(summary.run_dir / 'summary.csv')}")
     if summary.report:
-        print(f"report:  {summary.report}")
+        print(f"report:  {shown(summary.report)}")
 
-
-def _shown(text: str) -> str:
-    """Text from file names as the terminal should show it: control characters escaped, never interpreted."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")

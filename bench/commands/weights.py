@@ -15,17 +15,21 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.commands.run import _csv
+from bench.core.terminal import shown
 
 
 @dataclass
 class Group:
-    """The files of one metric or method, or why they could not be listed."""
+    """The files of one metric or method (and the folders of precomputed outputs it reads), or why they could
+    not be listed."""
 
     title: str
     items: list = field(default_factory=list)
     error: str = ""
+    folders: dict[Path, list[str]] = field(default_factory=dict)
 
 
 def register(subparsers) -> None:
@@ -45,12 +49,13 @@ def weights_command(args: argparse.Namespace) -> int:
     from bench.metrics import use_cache_dir
 
     if args.cache_dir:
-        print(f"caches under {use_cache_dir(args.cache_dir)}")
+        print(f"caches under {shown(use_cache_dir(args.cache_dir))}")
     config = load_config(args.config)
 
     def groups() -> list[Group]:
-        return metric_groups(args.metrics or config.metrics) + method_groups(args.methods or config.methods,
-                                                                            config.method_defaults)
+        datasets = config.datasets + [Path(folder).expanduser().name for folder in config.images]
+        return (metric_groups(args.metrics or config.metrics)
+                + method_groups(args.methods or config.methods, datasets, config.qf, config.method_defaults))
 
     if args.download:
         download_missing(groups())
@@ -70,7 +75,9 @@ def metric_groups(names: list[str]) -> list[Group]:
     return groups
 
 
-def method_groups(entries: list, defaults: dict | None = None) -> list[Group]:
+def method_groups(entries: list, datasets: list[str], qfs: list[int],
+                  defaults: dict | None = None) -> list[Group]:
+    """The files of each method, and the folders of precomputed outputs it reads for these datasets and QFs."""
     from bench.config import MethodSpec
     from bench.metrics.download import as_metric_file
     from methods.registry import METHODS, create_method, list_methods
@@ -80,8 +87,9 @@ def method_groups(entries: list, defaults: dict | None = None) -> list[Group]:
         spec = MethodSpec.parse(entry, defaults)
         METHODS.check(spec.method)  # an unknown name is a user error before anything is listed
         try:
-            weights = create_method(spec.method, **spec.config).required_weights()
-            groups.append(Group(f"method {spec.label}", [as_metric_file(w) for w in weights]))
+            method = create_method(spec.method, **spec.config)
+            groups.append(Group(f"method {spec.label}", [as_metric_file(w) for w in method.required_weights()],
+                                folders=method.input_folders(datasets, qfs)))
         except Exception as exc:  # noqa: BLE001 - a method that cannot even be configured is reported, not fatal
             groups.append(Group(f"method {entry}", error=f"cannot list its files: {type(exc).__name__}: {exc}"))
     return groups
@@ -95,11 +103,11 @@ def download_missing(groups: list[Group]) -> None:
         if item.path in seen or item.weight.status() != "missing":
             continue
         seen.add(item.path)
-        print(f"downloading {item.weight.label} from {source_url(item) or '(no URL)'}", flush=True)
+        print(f"downloading {shown(item.weight.label)} from {shown(source_url(item) or '(no URL)')}", flush=True)
         try:
-            print(f"  saved {fetch(item)}")
+            print(f"  saved {shown(fetch(item))}")
         except DownloadError as exc:
-            print(f"  {exc}", file=sys.stderr)
+            print(f"  {shown(exc, multiline=True)}", file=sys.stderr)
 
 
 def statuses(group: Group) -> list[tuple[str, str]]:
@@ -121,25 +129,30 @@ def print_groups(groups: list[Group]) -> int:
     counts: dict[str, int] = {}
     failed = 0
     for group in groups:
-        print(group.title)
+        print(shown(group.title))
         if group.error:
-            print(f"  error: {group.error}")
+            print(f"  error: {shown(group.error, multiline=True)}")
             failed += 1
             continue
-        if not group.items:
+        if not group.items and not group.folders:
             print("  (no files)")
         for item, (status, detail) in zip(group.items, statuses(group)):
             w = item.weight
             counts[status] = counts.get(status, 0) + 1
-            print(f"  {status:<11} {w.label}\n{'':14}{w.path}")
+            print(f"  {status:<11} {shown(w.label)}\n{'':14}{shown(w.path)}")
             if status != "present":
-                print(f"{'':14}belongs in: {w.where or w.path.parent}")
+                print(f"{'':14}belongs in: {shown(w.where or w.path.parent)}")
                 if w.url:
-                    print(f"{'':14}from: {w.url}")
+                    print(f"{'':14}from: {shown(w.url)}")
                 if detail:
-                    print(f"{'':14}{detail}")
+                    print(f"{'':14}{shown(detail)}")
+        for folder, holds in group.folders.items():
+            status = "present" if folder.is_dir() else "missing"
+            counts[status] = counts.get(status, 0) + 1
+            print(f"  {status:<11} folder of {shown('; '.join(holds))}\n{'':14}{shown(folder)}")
     total = sum(counts.values())
-    print(f"\n{total} files: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if total
+    noun = "files and folders" if any(group.folders for group in groups) else "files"
+    print(f"\n{total} {noun}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if total
           else "\nno files needed")
     if failed:
         print(f"{failed} entries could not be listed")

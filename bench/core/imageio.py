@@ -19,7 +19,7 @@ import torch
 from bench.core.atomic import atomic_write_bytes
 from bench.core.errors import BenchError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 
 class ImageError(BenchError, ValueError):
@@ -48,6 +48,10 @@ def read_rgb8(path: str | os.PathLike, *, grayscale: str = "expand", alpha: str 
             if max_pixels is not None and img.width * img.height > max_pixels:
                 raise ImageError(f"{path}: {img.width}x{img.height} pixels exceeds the limit of {max_pixels} pixels "
                                  "(raise max_pixels in the run config, or use a tiled method)")
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                raise ImageError(f"{path}: animated image ({frames} frames): refused, since a benchmark image is one "
+                                 "still frame; extract the frame you mean into a PNG")
             deep = img.mode not in _WIDE_GRAY_MODES and any(";16" in _rawmode(tile) for tile in img.tile)
             img.load()
             if exif == "apply":
@@ -180,27 +184,83 @@ def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, encode_png(rgb))
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly inside `folder` and below it, sorted by relative path."""
+@dataclass
+class FolderScan:
+    """What a folder holds: the images to use, the hidden files skipped and the other files ignored, each
+    with the reason (paths sorted by their path inside the folder)."""
+
+    images: list[Path] = field(default_factory=list)
+    skipped: dict[Path, str] = field(default_factory=dict)
+    ignored: dict[Path, str] = field(default_factory=dict)
+
+
+def scan_images(folder: str | os.PathLike) -> FolderScan:
+    """Sort the files below `folder` into images, skipped and ignored files.
+
+    - Images: regular files (or links to them) whose extension is in IMAGE_SUFFIXES, case ignored; a folder
+      named `x.png` is not one.
+    - Skipped: hidden files and everything inside hidden folders (`.DS_Store`, `.ipynb_checkpoints/`, `.git/`),
+      and AppleDouble files (`._a.png`, the resource forks macOS leaves on other file systems) even when they
+      carry an image extension: they are copies or metadata, never benchmark images.
+    - Ignored: every other file (not an image extension), so that a stray `notes.txt` is visible, not silent.
+    Reading an image may still refuse it later (corrupt, animated, too large): see `read_rgb8`.
+    """
     folder = Path(folder)
-    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    scan = FolderScan()
+    for parent, folders, files in os.walk(folder):
+        for name in sorted(folders):
+            if name.startswith("."):  # not descended into: the folder is listed once
+                scan.skipped[Path(parent, name)] = _hidden_reason(name, is_dir=True)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            path = Path(parent, name)
+            if name.startswith("."):
+                scan.skipped[path] = _hidden_reason(name, is_dir=False)
+            elif not path.is_file():
+                continue  # a broken link, a socket, a device
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
+                scan.images.append(path)
+            else:
+                scan.ignored[path] = f"not an image file (extension {path.suffix or 'none'!r})"
+
+    def order(path: Path) -> str:
+        return path.relative_to(folder).as_posix()
+
+    scan.images.sort(key=order)
+    scan.skipped = dict(sorted(scan.skipped.items(), key=lambda item: order(item[0])))
+    scan.ignored = dict(sorted(scan.ignored.items(), key=lambda item: order(item[0])))
+    return scan
 
 
-def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def _hidden_reason(name: str, *, is_dir: bool) -> str:
+    if name.startswith("._"):
+        return "AppleDouble metadata file (macOS resource fork), not an image"
+    return f"hidden {'folder, with everything in it' if is_dir else 'file'} (name starts with '.')"
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The images of `folder` and below it, sorted by relative path (see `scan_images` for what is left out)."""
+    return scan_images(folder).images
+
+
+def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
     """(image path, output name relative to an output folder, as .png) for every file and every image inside
-    folders, plus messages for inputs that do not exist or hold no images."""
+    folders; messages for inputs that do not exist or hold no images; and the files of those folders left out
+    (hidden files skipped, non-image files ignored: see `scan_images`) with the reason."""
     found: list[tuple[Path, Path]] = []
     problems: list[str] = []
+    left_out: list[str] = []
     for text in inputs:
         path = Path(text).expanduser()
         if path.is_dir():
-            images = list_images(path)
-            if not images:
+            scan = scan_images(path)
+            if not scan.images:
                 problems.append(f"{path}: folder holds no images")
-            found += [(p, p.relative_to(path).with_suffix(".png")) for p in images]
+            found += [(p, p.relative_to(path).with_suffix(".png")) for p in scan.images]
+            left_out += [f"{p}: {reason}" for p, reason in scan.skipped.items()]
+            left_out += [f"{p}: ignored, {reason}" for p, reason in scan.ignored.items()]
         elif path.is_file():
             found.append((path, Path(path.stem + ".png")))
         else:
             problems.append(f"{path}: no such file or folder")
-    return found, problems
+    return found, problems, left_out

@@ -1,10 +1,13 @@
-"""Weight files: where a method or metric expects each one, how to recognise it, and its content hash."""
+"""Weight files: where a method or metric expects each one, how to recognise it, and its content hash (from
+`bench.core.hashcache`)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
+from itertools import groupby
+
+from bench.core.hashcache import content_sha256
 from pathlib import Path
 
 WEIGHTS_ENV = "CODIFF_BENCH_WEIGHTS"
@@ -37,19 +40,25 @@ class WeightFile:
             return "missing"
         if self.size is not None and self.path.stat().st_size != self.size:
             return "wrong size"
-        if self.sha256_prefix and not file_sha256(self.path).startswith(self.sha256_prefix):
+        if self.sha256_prefix and not self.sha256().startswith(self.sha256_prefix):
             return "wrong hash"
         return "present"
+
+    def sha256(self) -> str | None:
+        """The file's content hash (from the hash cache while the file is unchanged), None when it is absent."""
+        return content_sha256(self.path) if self.path.is_file() else None
 
     def describe(self) -> str:
         where = f" ({self.where})" if self.where else ""
         return f"{self.label}: {self.path}{where}"
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def unusable_files(files: list[WeightFile]) -> str:
+    """A multi-line list of files that are missing or do not match: a headline, then one line per file with
+    its path, and where the files belong written once under each run of files that share it."""
+    lines = [f"{len(files)} weight file{'s' if len(files) != 1 else ''} not usable:"]
+    for where, group in groupby(files, key=lambda w: w.where):
+        lines += [f"  - {w.label} is {w.status()}: {w.path}" for w in group]
+        if where:
+            lines.append(f"    where: {where}")
+    return "\n".join(lines)

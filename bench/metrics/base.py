@@ -69,8 +69,9 @@ class Metric:
         return [f.weight for f in self.files]
 
     def fingerprint(self) -> str:
-        """A short hash of what changes this metric's values: name, options, library version, its files."""
-        files = [[str(f.path), f.path.stat().st_size, f.path.stat().st_mtime_ns] for f in self.files]
+        """A short hash of what changes this metric's values: name, options, library version, its files'
+        contents (SHA-256 through the hash cache; their paths do not count)."""
+        files = [[f.weight.label, f.weight.sha256()] for f in self.files]
         blob = json.dumps({"name": self.name, "options": self.options, "version": self.version, "files": files},
                           sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

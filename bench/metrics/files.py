@@ -15,7 +15,8 @@ from typing import Callable, Mapping
 
 import torch
 
-from bench.core.weights import WeightFile, file_sha256
+from bench.core.torchload import load_weights_only
+from bench.core.weights import WeightFile
 
 Reference = Callable[[], Mapping[str, torch.Tensor]]
 
@@ -69,7 +70,7 @@ def load_tensors(path: Path) -> Mapping[str, torch.Tensor]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    state = load_weights_only(path, mmap=zipfile.is_zipfile(path))
     if not isinstance(state, dict):
         raise ValueError(f"holds a {type(state).__name__}, not a state dict")
     # pyiqa strips the "module." prefix of checkpoints saved from DataParallel before loading.
@@ -142,7 +143,7 @@ def check_intact(item: MetricFile, *, verify_hash: bool = False) -> str | None:
     if w.size is not None and size != w.size:
         return f"{w.label} has {size} bytes, expected {w.size} (truncated or a different file): {_place(w)}"
     if w.sha256_prefix and (verify_hash or item.hash_enforced):
-        digest = file_sha256(w.path)
+        digest = w.sha256()
         if not digest.startswith(w.sha256_prefix):
             return (f"{w.label} has SHA-256 {digest[:len(w.sha256_prefix)]}..., expected {w.sha256_prefix} "
                     f"(a different or damaged file): {_place(w)}")

@@ -63,11 +63,12 @@ def check_metrics(names: Iterable[str], *, strict: bool = False,
     for name in dict.fromkeys(names):
         problems = inspect_files(metric_files(name), verify_hash=verify_hash)
         if problems:
-            skipped[name] = "; ".join(problems)
+            skipped[name] = problems[0] if len(problems) == 1 else "\n".join(
+                [f"{len(problems)} weight files not usable:", *(f"  - {p}" for p in problems)])
         else:
             available.append(name)
     if strict and skipped:
-        raise MetricError("metrics cannot run: " + " | ".join(f"{n}: {why}" for n, why in skipped.items()))
+        raise MetricError("metrics cannot run:\n" + "\n".join(f"{n}: {why}" for n, why in skipped.items()))
     return available, skipped
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bench.core.atomic import atomic_path, atomic_write_text
+from bench.core.torchload import RefusedPickle, load_weights_only
 from methods.base import MethodError
 
 if TYPE_CHECKING:
@@ -103,13 +104,13 @@ def load_project(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
 # -- official (torch) files -----------------------------------------------------------------------------
 def load_torch_file(path: str | Path, what: str) -> Any:
     """`torch.load(path, weights_only=True)` on CPU, with errors that name the file and what it should be."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what}: {path} is missing")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights_only(path)
+    except RefusedPickle as exc:
+        raise CheckpointError(f"{what}: {exc}") from None
     except Exception as exc:  # unpickling errors have many types; all mean "not this file"
         raise CheckpointError(f"{what}: {path} is not a loadable weights-only torch file ({exc})") from exc
 

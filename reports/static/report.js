@@ -75,7 +75,7 @@
       Array.prototype.forEach.call(viewports, place);
       var first = viewports[0];
       var scale = first ? Math.min(first.clientWidth / w, first.clientHeight / h) * state.zoom : 1;
-      panel.classList.toggle('pixelated', scale >= 2);  // show pixels, not the browser's smoothing
+      panel.classList.toggle('pixelated', scale > 1);  // magnified: show pixels (and 8x8 blocks), never smoothing
       if (range) { range.value = String(state.zoom); }
       if (label) { label.textContent = state.zoom.toFixed(1) + '\u00d7'; }
     }

@@ -88,7 +88,7 @@ def _checkpoint_files(path: Path) -> list[Path]:
 
 
 def _file_digest(paths: list[Path]) -> str:
-    from bench.core.weights import file_sha256
+    from bench.core.hashcache import file_sha256
 
     return hashlib.sha256("".join(file_sha256(p) if p.is_file() else f"missing:{p}" for p in paths)
                           .encode()).hexdigest()[:16]

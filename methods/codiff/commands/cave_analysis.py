@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.core.terminal import shown
+
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
@@ -74,8 +76,8 @@ def cave_analysis_command(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary: dict, out) -> None:
-    print(f"CaVE analysis -> {out}")
+    print(f"CaVE analysis -> {shown(out)}")
     for line in summary["notes"]:
-        print(f"  {line}")
+        print(f"  {shown(line)}")
     for err in summary["errors"]:
-        print(f"error: {err['item']}: {err['error']}", file=sys.stderr)
+        print(f"error: {shown(err['item'])}: {shown(err['error'], multiline=True)}", file=sys.stderr)

@@ -27,25 +27,25 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
 
     from bench.core.device import checked_device
     from bench.core.imageio import ImageError, collect_images, read_rgb8, to_tensor
-    from methods.codiff.cave_small import default_cave
+    from bench.core.terminal import print_input_problems, shown
     from methods.codiff.cave import load_cave
+    from methods.codiff.cave_small import default_cave
 
     device = checked_device(args.device)
     cave_path = args.cave or default_cave()
     cave = load_cave(cave_path).to(device)
-    images, problems = collect_images(args.inputs)
-    for message in problems:
-        print(f"error: {message}", file=sys.stderr)
+    images, problems, left_out = collect_images(args.inputs)
+    print_input_problems(problems, left_out)
     if not args.cave:
-        print(f"CaVE: {cave_path}", file=sys.stderr)
+        print(f"CaVE: {shown(cave_path)}", file=sys.stderr)
     failed = 0
     for path, _ in images:
         try:
             with torch.inference_mode():
                 qf = float(cave.predict_qf(to_tensor(read_rgb8(path).rgb).to(device)))
         except (ImageError, RuntimeError, OSError) as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
+            print(f"error: {shown(path)}: {shown(exc, multiline=True)}", file=sys.stderr)
             failed += 1
             continue
-        print(json.dumps({"path": str(path), "qf": round(qf, 2)}) if args.json else f"{path}\t{qf:.1f}")
+        print(json.dumps({"path": str(path), "qf": round(qf, 2)}) if args.json else f"{shown(path)}\t{qf:.1f}")
     return 1 if failed or problems else 0

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from bench.core.atomic import TMP_MARK
+from bench.core.torchload import load_weights_only
 from methods.codiff.checkpoint import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def save_tensors(obj: Any, path: Path) -> Path:
 def load_tensors(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_weights_only(path)
 
 
 class CheckpointFolder:

@@ -16,27 +16,39 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import torch
 
 from bench.analysis import Analysis, AnalysisInputs, create_analysis
 from bench.config import RunConfig
-from bench.core.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from bench.core.atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 from bench.core.device import checked_device
 from bench.core.errors import BenchError, UnknownNameError
 from bench.core.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8
 from bench.core.lock import RunLock
-from bench.core.paths import ANALYSES_FOLDER, inside, printable_id, safe_component, safe_names
+from bench.core.paths import (
+    ANALYSES_FOLDER,
+    inside,
+    printable_id,
+    safe_component,
+    safe_names,
+)
 from bench.core.protocol import JpegProtocol, ProtocolError, decode_jpeg
+from bench.core.terminal import shown
 from bench.core.weights import WeightFile, unusable_files
 from bench.datasets import Dataset, DatasetError, folder_dataset, resolve_dataset
 from bench.distributed import Shard, current_shard
 from bench.store import ResultsStore, UnitKey
-from bench.core.terminal import shown
 from methods.base import Method, MethodError, RestoreRequest, Unit
 from methods.registry import METHODS, create_method
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +87,7 @@ class RunSummary:
     skipped: list[dict[str, str]] = field(default_factory=list)
     report: Path | None = None
     is_main: bool = True
+    weight_files: list[str] = field(default_factory=list)  # every weight file consulted, present or not
 
     @property
     def exit_status(self) -> int:
@@ -96,6 +109,7 @@ class RunPlan:
     skipped_metrics: dict[str, str] = field(default_factory=dict)
     absent_datasets: dict[str, str] = field(default_factory=dict)  # lenient plans only: name -> why
     broken_methods: dict[str, str] = field(default_factory=dict)  # lenient plans only: label -> why
+    method_weights: list[str] = field(default_factory=list)  # every weight file the methods name
 
 
 class Runner:
@@ -145,9 +159,9 @@ class Runner:
         datasets = self.datasets(absent if lenient else None)
         metrics, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict and not lenient)
         broken: dict[str, str] = {}
-        methods, skipped_methods = self._create_methods(broken if lenient else None)
+        methods, skipped_methods, weight_paths = self._create_methods(broken if lenient else None)
         return RunPlan(datasets, self.entries(datasets), methods, metrics, analyses, skipped_methods,
-                       skipped_metrics, absent, broken)
+                       skipped_metrics, absent, broken, weight_paths)
 
     def datasets(self, absent: dict[str, str] | None = None) -> list[Dataset]:
         """The configured datasets, resolved (raises DatasetError with what is expected where, or records it
@@ -181,6 +195,8 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------------------------
     def _run(self, store: ResultsStore, plan: RunPlan) -> RunSummary:
+        import torch
+
         from bench.metrics import create_metric
         from bench.provenance import manifest
 
@@ -235,6 +251,10 @@ class Runner:
         store.set_skipped("analysis", self._analyse(plan))
         summary.skipped = store.skipped()
         write_summary_csv(store, self.run_dir)
+        from bench.metrics import metric_files
+
+        summary.weight_files = plan.method_weights + [str(f.path) for name in self.config.metrics
+                                                      for f in metric_files(name)]
         return summary
 
     def _analyse(self, plan: RunPlan) -> dict[str, str]:
@@ -252,11 +272,13 @@ class Runner:
                 skipped[name] = f"{type(exc).__name__}: {exc}"
         return skipped
 
-    def _create_methods(self, broken: dict[str, str] | None = None) -> tuple[dict[str, Method], dict[str, str]]:
-        """The methods, created (not loaded), and those skipped for absent weights; a method that cannot be
-        created raises, or is recorded in `broken` when given."""
+    def _create_methods(self, broken: dict[str, str] | None = None
+                        ) -> tuple[dict[str, Method], dict[str, str], list[str]]:
+        """The methods, created (not loaded), those skipped for absent weights, and every weight file they
+        name (present or not); a method that cannot be created raises, or is recorded in `broken` when given."""
         methods: dict[str, Method] = {}
         skipped: dict[str, str] = {}
+        weight_paths: list[str] = []
         for spec in self.config.method_specs():
             try:
                 method = create_method(spec.method, device=self.device, **spec.config)
@@ -265,6 +287,7 @@ class Runner:
                     raise
                 broken[spec.label] = str(exc)
                 continue
+            weight_paths += [str(w.path) for w in method.required_weights()]
             missing = method.missing_weights()
             if missing:
                 reason = unusable_files(missing)
@@ -273,7 +296,7 @@ class Runner:
                 skipped[spec.label] = reason
                 continue
             methods[spec.label] = method
-        return methods, skipped
+        return methods, skipped, weight_paths
 
     # -- inputs -------------------------------------------------------------------------------------------
     def hq_path(self, entry: ImageEntry) -> Path:
@@ -396,6 +419,8 @@ class Runner:
 
     def _process_unit(self, store: ResultsStore, method: Method, metrics: dict[str, Any], unit: WorkUnit,
                       summary: RunSummary) -> None:
+        import torch
+
         key = self._key(method, unit)
         done = store.done_metrics(*key.astuple())
         todo = [m for m in metrics if m not in done]
@@ -433,7 +458,9 @@ class Runner:
             store.put_results(key, values)
 
     def _restore(self, store: ResultsStore, method: Method, unit: WorkUnit, key: UnitKey,
-                 shape: torch.Size) -> torch.Tensor:
+                 shape: tuple[int, ...]) -> "torch.Tensor":
+        import torch
+
         jpeg = self.lq_path(unit.entry, unit.qf).read_bytes()
         lq = to_tensor(decode_jpeg(jpeg)).to(self.device)
         request = RestoreRequest(lq, qf=unit.qf, jpeg_bytes=jpeg, unit=self.unit(unit))

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.core.torchload import RefusedPickle, load_weights_only
 from bench.core.weights import WeightFile, default_weights_dir
 from methods.base import Method, MethodError, RestoreRequest
-
-from bench.core.torchload import RefusedPickle, load_weights_only
 
 if TYPE_CHECKING:
     import torch

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,13 @@ from reports.extras import Section, folder_section, profile_section, text
 from reports.names import Labels
 from reports.paper import compare_quality, table1
 from reports.rundata import ReportError, RunData
-from reports.tables import decimals, per_image_wide, quality_tables, summarize, wide_summary
+from reports.tables import (
+    decimals,
+    per_image_wide,
+    quality_tables,
+    summarize,
+    wide_summary,
+)
 from reports.visual import choose_images, image_tables, panels
 
 log = logging.getLogger(__name__)

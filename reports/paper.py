@@ -9,7 +9,6 @@ import pandas as pd
 
 from bench.core.paper import table1
 
-
 QUALITY_COLUMNS = ["dataset", "method", "paper_method", "qf", "metric", "paper", "measured", "ci_low", "ci_high",
                    "n", "difference", "relative", "paper_in_ci", "note"]
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.codiff.cave import CaVE, CaVEConfig, init_cave_weights, load_cave, save_cave, save_cave_official
+from methods.codiff.cave import (
+    CaVE,
+    CaVEConfig,
+    init_cave_weights,
+    load_cave,
+    save_cave,
+    save_cave_official,
+)
 from methods.codiff.checkpoint import CheckpointError
 
 SMALL = CaVEConfig(nc=(8, 16, 16, 32), nb=2)

@@ -12,10 +12,15 @@ import pytest
 import torch
 
 from bench.analysis import AnalysisInputs
-from methods.codiff.analysis.cave import CaveAnalysis, CaveAnalysisConfig, CaveAnalysisError, run_cave_analysis
-from methods.codiff.analysis.samples import crop_boxes
 from bench.analysis.separation import qf_errors, silhouettes, tsne_perplexity
 from bench.core.protocol import JpegProtocol
+from methods.codiff.analysis.cave import (
+    CaveAnalysis,
+    CaveAnalysisConfig,
+    CaveAnalysisError,
+    run_cave_analysis,
+)
+from methods.codiff.analysis.samples import crop_boxes
 from methods.codiff.cave import CaVE, CaVEConfig, init_cave_weights, save_cave
 
 QFS = [1, 5, 10, 50]

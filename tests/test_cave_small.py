@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods.codiff.cave_small import DEFAULT_CAVE, SHIPPED_CAVES, WEIGHTS_DIR, default_cave, shipped_cave
 from methods.codiff.cave import CaVE, CaVEConfig, init_cave_weights, save_cave
+from methods.codiff.cave_small import (
+    DEFAULT_CAVE,
+    SHIPPED_CAVES,
+    WEIGHTS_DIR,
+    default_cave,
+    shipped_cave,
+)
 from methods.registry import create_method, list_methods
 
 REPO = Path(__file__).resolve().parents[1]

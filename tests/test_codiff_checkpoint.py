@@ -8,7 +8,12 @@ import json
 import pytest
 import torch
 
-from methods.codiff.checkpoint import CheckpointError, CODiffCheckpoint, load_codiff_checkpoint, save_codiff_checkpoint
+from methods.codiff.checkpoint import (
+    CheckpointError,
+    CODiffCheckpoint,
+    load_codiff_checkpoint,
+    save_codiff_checkpoint,
+)
 from methods.codiff.convert import convert_checkpoint
 from methods.codiff.generator import CODiffGenerator, load_generator, release_lora_spec
 from methods.codiff.sd import load_sd_components, resolve_sd_path, sd_weight_files

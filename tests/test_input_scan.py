@@ -10,8 +10,8 @@ from PIL import Image
 
 from bench.cli import main
 from bench.config import RunConfig
-from bench.datasets import folder_dataset
 from bench.core.imageio import ImageError, read_rgb8, scan_images
+from bench.datasets import folder_dataset
 
 
 @pytest.fixture

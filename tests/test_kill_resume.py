@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.core.atomic import TMP_MARK
 from bench.config import RunConfig
+from bench.core.atomic import TMP_MARK
 from bench.core.imageio import read_rgb8
 from bench.runner import Runner
 from bench.store import ResultsStore

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from bench.core.atomic import TMP_MARK
 from bench.cli import main
+from bench.core.atomic import TMP_MARK
 from bench.core.lock import RunLock
 from bench.store import ResultsStore
 

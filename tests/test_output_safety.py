@@ -13,9 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench.core.atomic import TMP_MARK
 from bench.cli import main
 from bench.config import RunConfig
+from bench.core.atomic import TMP_MARK
 from bench.core.imageio import read_rgb8
 from bench.core.paths import inside, safe_component, safe_names
 from bench.runner import Runner, WorkUnit

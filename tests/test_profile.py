@@ -10,13 +10,21 @@ import pytest
 import torch
 from torch import nn
 
+from bench.profile.architecture import (
+    ARCHITECTURES,
+    Architecture,
+    Call,
+    InputSpec,
+    MissingPart,
+    Part,
+    Stage,
+    create_architecture,
+)
 from bench.profile.core import MethodProfile, ProfileOptions, profile_architecture
 from bench.profile.latency import measure_latency, percentile
 from bench.profile.macs import count_stage_macs, fvcore_counts
 from bench.profile.peaks import find_gpu, mac_floor_s, peak_flops
 from bench.profile.table import write_outputs
-from bench.profile.architecture import (Architecture, Call, InputSpec, MissingPart, Part, Stage, create_architecture,
-                                   ARCHITECTURES)
 from methods.architectures.sd_family import unet_calls, vae_stages
 from methods.architectures.stages import Apply, UNetStep
 

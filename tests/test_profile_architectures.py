@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from bench.profile.architecture import create_architecture, list_architectures
 from bench.profile.macs import flopcounter_counts
 from bench.profile.params import count_module, count_parameters
-from bench.profile.architecture import create_architecture, list_architectures
 from methods.architectures.sd_family import release_latent_tiles
 
 PAPER_CODIFF_PARAMS = 1.00e9  # Table 2

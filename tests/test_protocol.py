@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.core.imageio import read_rgb8
 from bench.core.errors import ConfigError
+from bench.core.imageio import read_rgb8
 from bench.core.protocol import JpegProtocol, ProtocolError, decode_jpeg
 
 

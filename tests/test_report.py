@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.core.paper import table1, table2
 from bench.store import ResultsStore
 from reports import render_report
-from bench.core.paper import table1, table2
 from reports.paper import compare_quality
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]

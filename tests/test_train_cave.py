@@ -16,13 +16,23 @@ import pytest
 import torch
 import yaml
 
-from methods.codiff.training.checkpointing import CheckpointFolder
 from bench.core.config import from_dict, load_config, merge
 from bench.core.errors import ConfigError
+from methods.codiff.training.checkpointing import CheckpointFolder
 from methods.codiff.training.config import CaveTrainConfig, QFComponent, QFMixtureConfig
-from methods.codiff.training.data import QFSampler, build_train_pairs, flip_rotate, train_loader
+from methods.codiff.training.data import (
+    QFSampler,
+    build_train_pairs,
+    flip_rotate,
+    train_loader,
+)
 from methods.codiff.training.stage1 import CaveTask
-from methods.codiff.training.trainer import RunOptions, Trainer, batch_to_device, make_accelerator
+from methods.codiff.training.trainer import (
+    RunOptions,
+    Trainer,
+    batch_to_device,
+    make_accelerator,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

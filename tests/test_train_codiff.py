@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods.base import MethodError
 from bench.core.config import from_dict, merge
 from bench.core.errors import ConfigError
+from methods.base import MethodError
 from methods.codiff.training.config import CodiffTrainConfig
 from methods.codiff.training.data import build_train_pairs, train_loader
 from methods.codiff.training.stage2 import CodiffTask, empty_prompt_embedding
-from methods.codiff.training.trainer import RunOptions, Trainer, batch_to_device, make_accelerator
+from methods.codiff.training.trainer import (
+    RunOptions,
+    Trainer,
+    batch_to_device,
+    make_accelerator,
+)
 
 PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity" / "official-tiny"
 

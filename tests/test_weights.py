@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from methods.base import Method
 from bench.core.weights import WeightFile
+from methods.base import Method
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 VIT = "timm/vit_base_patch8_224.augreg2_in21k_ft_in1k"

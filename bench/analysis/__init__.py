@@ -20,6 +20,7 @@ from bench.core.paths import ANALYSES_FOLDER
 from bench.core.protocol import JpegProtocol
 from bench.core.registry import Registry, registry
 
+
 @dataclass(frozen=True)
 class AnalysisInputs:
     """What a run gives an analysis: its images (`dataset/image` id, HQ path), the protocol, the output

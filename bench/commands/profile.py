@@ -60,10 +60,15 @@ def profile_command(args: argparse.Namespace) -> int:
 
     from bench.core.device import checked_device
     from bench.core.errors import ConfigError
-    from bench.profile import ProfileOptions, format_rows, profile_methods, write_outputs
+    from bench.core.terminal import shown
+    from bench.profile import (
+        ProfileOptions,
+        format_rows,
+        profile_methods,
+        write_outputs,
+    )
     from bench.profile.architecture import ARCHITECTURES
     from bench.provenance import device_info, git_state, library_versions
-    from bench.core.terminal import shown
 
     if args.list:
         print("\n".join(ARCHITECTURES.names()))

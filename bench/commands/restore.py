@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+
 def method_config(args: argparse.Namespace) -> dict:
     """The method options from `--set KEY=VALUE` pairs (dotted keys reach nested options)."""
     from bench.core.config import apply_overrides
@@ -37,7 +38,13 @@ def restore_command(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from bench.core.device import checked_device
-    from bench.core.imageio import ImageError, collect_images, read_rgb8, save_png, to_tensor
+    from bench.core.imageio import (
+        ImageError,
+        collect_images,
+        read_rgb8,
+        save_png,
+        to_tensor,
+    )
     from bench.core.terminal import print_input_problems, shown
     from methods.base import MethodError, RestoreRequest
     from methods.registry import create_method

@@ -92,7 +92,7 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from bench.runner import Runner
+    from bench.uptodate import finished_summary, is_up_to_date, record_finished
 
     config = config_from_args(args)
     if args.report is not None:
@@ -101,12 +101,20 @@ def run_command(args: argparse.Namespace) -> int:
         from bench.dryrun import dry_run
 
         return dry_run(config)
+    if is_up_to_date(config):  # a finished run of exactly this: nothing to compute, load or render
+        summary = finished_summary(config)
+        print_summary(summary)
+        return summary.exit_status
+    from bench.runner import Runner
+
     summary = Runner(config, progress=not args.quiet).run()
     if summary.is_main:
         if config.report:
             from reports import render_report
 
             summary.report = render_report(summary.run_dir)
+        if not summary.errors:
+            record_finished(config, summary.weight_files)
         print_summary(summary)
     return summary.exit_status
 

@@ -11,13 +11,15 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
 
 from bench.core.atomic import atomic_write_bytes
 from bench.core.errors import BenchError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
@@ -153,8 +155,10 @@ def _drop_alpha(rgba: np.ndarray, path: Path, notes: list[str], policy: str) -> 
     return np.ascontiguousarray(rgba[:, :, :3])
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+def to_tensor(rgb: np.ndarray) -> "torch.Tensor":
     """H x W x 3 uint8 -> 1 x 3 x H x W float32 in [0, 1]."""
+    import torch
+
     return torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
@@ -164,6 +168,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
         if image.shape[0] != 1:
             raise ValueError("to_uint8 takes one image")
         image = image[0]
+    import torch
+
     arr = image.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(arr)
 
@@ -180,7 +186,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def save_png(image: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
     """Save an image as an 8-bit PNG, atomically. Accepts a [0, 1] tensor or a uint8 array."""
-    rgb = to_uint8(image) if isinstance(image, torch.Tensor) else image
+    rgb = image if isinstance(image, np.ndarray) else to_uint8(image)
     return atomic_write_bytes(path, encode_png(rgb))
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+
 from bench.core.errors import BenchError
 
 Codec = Literal["opencv", "pillow"]

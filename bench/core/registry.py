@@ -84,6 +84,10 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.kind, name, self.names())
         return name
 
+    def target(self, name: str) -> Any:
+        """What `name` is registered as, not imported: a `"module:attr"` string, or the registered object."""
+        return self._targets[self.check(name)]
+
     def get(self, name: str) -> T:
         """The entry registered under `name`, imported on first use and checked against the base class."""
         if name in self._loaded:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 
 from bench.core.hashcache import content_sha256
-from pathlib import Path
 
 WEIGHTS_ENV = "CODIFF_BENCH_WEIGHTS"
 

@@ -16,7 +16,13 @@ metric is created.
 """
 
 from bench.metrics.caches import use_cache_dir
-from bench.metrics.registry import check_metrics, create_metric, list_metrics, metric_files, metric_spec
+from bench.metrics.registry import (
+           check_metrics,
+           create_metric,
+           list_metrics,
+           metric_files,
+           metric_spec,
+)
 from bench.metrics.specs import METRICS, MetricError, MetricSpec
 
 __all__ = ["METRICS", "MetricError", "MetricSpec", "check_metrics", "create_metric", "list_metrics", "metric_files",

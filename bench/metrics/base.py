@@ -9,10 +9,9 @@ from typing import Any, Callable
 
 import torch
 
-from bench.metrics.files import MetricFile
 from bench.core.weights import WeightFile
+from bench.metrics.files import MetricFile
 from bench.metrics.specs import MetricError, MetricSpec
-
 
 RANGE_TOLERANCE = 1e-6  # as pyiqa's own input check: rounding may overshoot [0, 1] by this much
 

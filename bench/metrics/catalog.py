@@ -14,9 +14,14 @@ from typing import Any, Callable
 
 import torch
 
-from bench.metrics.caches import hf_endpoint, hf_hub_cache, library_caches, torch_hub_dir
-from bench.metrics.files import MetricFile, Reference
 from bench.core.weights import WeightFile
+from bench.metrics.caches import (
+    hf_endpoint,
+    hf_hub_cache,
+    library_caches,
+    torch_hub_dir,
+)
+from bench.metrics.files import MetricFile, Reference
 
 # torch hub's naming convention: "<name>-<first hex digits of the SHA-256>.<ext>".
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.\w+$")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bench.core.errors import BenchError
+from bench.core.weights import WeightFile
 from bench.metrics.caches import hf_endpoint, hf_hub_cache, library_caches, mirror_url
 from bench.metrics.files import MetricFile
-from bench.core.weights import WeightFile
-from bench.core.errors import BenchError
 
 _HF_URL = re.compile(r"^https?://[^/]+/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
 

@@ -5,7 +5,12 @@ from `methods.architectures`, beside the paper's Table 2.
 breakdowns; `format_rows` prints the table.
 """
 
-from bench.profile.core import MethodProfile, ProfileOptions, profile_architecture, profile_methods
+from bench.profile.core import (
+           MethodProfile,
+           ProfileOptions,
+           profile_architecture,
+           profile_methods,
+)
 from bench.profile.table import format_rows, write_outputs
 
 __all__ = ["MethodProfile", "ProfileOptions", "format_rows", "profile_architecture", "profile_methods",

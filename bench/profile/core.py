@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from bench.profile.architecture import Architecture, create_architecture
 from bench.profile.latency import DTYPES, Timing, measure_latency
 from bench.profile.macs import CallMacs, count_stage_macs
 from bench.profile.params import PartParams, count_parameters
-from bench.profile.architecture import Architecture, create_architecture
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.profile.architecture import Architecture, Call, InputSpec, Part, Stage, image_calls
-from methods.architectures.sd_family import VAE_TILING_NOTE, tiling_note, unet_calls, vae_stages
+from bench.profile.architecture import (
+    Architecture,
+    Call,
+    InputSpec,
+    Part,
+    Stage,
+    image_calls,
+)
+from methods.architectures.sd_family import (
+    VAE_TILING_NOTE,
+    tiling_note,
+    unet_calls,
+    vae_stages,
+)
 from methods.architectures.stages import Apply, UNetStep
 
 CAVE_TRAINING_ONLY = ("m_body_decoder", "m_up3", "m_up2", "m_up1", "m_tail", "qf_pred")

@@ -11,8 +11,19 @@ from __future__ import annotations
 from torch import nn
 
 from bench.profile.architecture import Architecture, InputSpec, MissingPart, Part, Stage
-from methods.architectures.models import clip_text, controlnet_from_unet, sd21_unet, sd21_vae
-from methods.architectures.sd_family import PROMPT_TOKENS, VAE_TILING_NOTE, text_stage, unet_calls, vae_stages
+from methods.architectures.models import (
+    clip_text,
+    controlnet_from_unet,
+    sd21_unet,
+    sd21_vae,
+)
+from methods.architectures.sd_family import (
+    PROMPT_TOKENS,
+    VAE_TILING_NOTE,
+    text_stage,
+    unet_calls,
+    vae_stages,
+)
 from methods.architectures.stages import ControlNetStep, UNetStep
 
 STEPS = 50

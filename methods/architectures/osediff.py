@@ -8,10 +8,24 @@ embeddings, RAM's own BERT variant) has no faithful public configuration in diff
 
 from __future__ import annotations
 
-from bench.profile.architecture import Architecture, InputSpec, MissingPart, Part, Stage, fixed_calls
+from bench.profile.architecture import (
+    Architecture,
+    InputSpec,
+    MissingPart,
+    Part,
+    Stage,
+    fixed_calls,
+)
 from methods.architectures.models import clip_text
-from methods.architectures.sd_family import (PROMPT_TOKENS, VAE_TILING_NOTE, sd_with_lora, text_stage, tiling_note,
-                                             unet_calls, vae_stages)
+from methods.architectures.sd_family import (
+    PROMPT_TOKENS,
+    VAE_TILING_NOTE,
+    sd_with_lora,
+    text_stage,
+    tiling_note,
+    unet_calls,
+    vae_stages,
+)
 from methods.architectures.stages import UNetStep
 
 LORA_RANK = 4  # OSEDiff's default --lora_rank

@@ -6,7 +6,15 @@ from typing import Callable, Mapping
 
 from torch import nn
 
-from bench.profile.architecture import Call, Extents, InputSpec, Stage, fixed_calls, image_calls, latent_calls
+from bench.profile.architecture import (
+    Call,
+    Extents,
+    InputSpec,
+    Stage,
+    fixed_calls,
+    image_calls,
+    latent_calls,
+)
 from methods.architectures.stages import TextEncode, VAEDecode, VAEEncode
 
 PROMPT_TOKENS = 77

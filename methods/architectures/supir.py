@@ -11,7 +11,13 @@ from torch import nn
 
 from bench.profile.architecture import Architecture, InputSpec, MissingPart, Part, Stage
 from methods.architectures.models import clip_text, sdxl_unet, sdxl_vae
-from methods.architectures.sd_family import PROMPT_TOKENS, VAE_TILING_NOTE, text_stage, unet_calls, vae_stages
+from methods.architectures.sd_family import (
+    PROMPT_TOKENS,
+    VAE_TILING_NOTE,
+    text_stage,
+    unet_calls,
+    vae_stages,
+)
 from methods.architectures.stages import UNetStep
 
 STEPS = 50

@@ -18,8 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.codiff.checkpoint import (CheckpointError, is_project_checkpoint, load_project, load_torch_file,
-                                       save_project, save_torch_file)
+from methods.codiff.checkpoint import (
+    CheckpointError,
+    is_project_checkpoint,
+    load_project,
+    load_torch_file,
+    save_project,
+    save_torch_file,
+)
 
 DOWN_STRIDES = (2, 4, 4)  # m_down1..3; the decoder mirrors them (m_up3: 4, m_up2: 4, m_up1: 2)
 EMBED_MULTIPLE = 8  # the release pads inputs to a multiple of 8 before encoding; strided convs then floor

@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Mapping
 
 from methods.codiff.cave import load_cave, save_cave, save_cave_official
-from methods.codiff.checkpoint import (CODIFF_KIND, PROJECT_SUFFIXES, CheckpointError, is_project_checkpoint,
-                                       load_codiff_checkpoint, load_torch_file, project_paths,
-                                       save_codiff_checkpoint)
+from methods.codiff.checkpoint import (
+    CODIFF_KIND,
+    PROJECT_SUFFIXES,
+    CheckpointError,
+    is_project_checkpoint,
+    load_codiff_checkpoint,
+    load_torch_file,
+    project_paths,
+    save_codiff_checkpoint,
+)
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, fmt: str | None = None) -> Path:

@@ -19,8 +19,14 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from methods.codiff.checkpoint import (DEFAULT_RANK, VAE_ADAPTER, CheckpointError, CODiffCheckpoint, LoraSpec,
-                                       load_codiff_checkpoint)
+from methods.codiff.checkpoint import (
+    DEFAULT_RANK,
+    VAE_ADAPTER,
+    CheckpointError,
+    CODiffCheckpoint,
+    LoraSpec,
+    load_codiff_checkpoint,
+)
 from methods.codiff.sd import SDComponents, load_sd_components
 
 TIMESTEP = 499

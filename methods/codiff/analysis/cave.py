@@ -127,9 +127,9 @@ def run_cave_analysis(config: CaveAnalysisConfig, images: list[tuple[str, Path]]
     """
     from tqdm.auto import tqdm
 
-    from methods.codiff.analysis.samples import cave_view, image_patches
     from bench.core.imageio import ImageError
     from bench.core.protocol import ProtocolError
+    from methods.codiff.analysis.samples import cave_view, image_patches
     from methods.codiff.cave import load_cave
 
     out_dir = Path(out_dir)
@@ -192,8 +192,13 @@ def _write_results(config: CaveAnalysisConfig, caves: list[CaveSpec], models: di
     """Compute layouts and scores from the collected views, write figures and tables; return the summary."""
     import pandas as pd
 
+    from bench.analysis.separation import (
+        PERPLEXITY_RULE,
+        qf_errors,
+        silhouettes,
+        tsne_layout,
+    )
     from methods.codiff.analysis.figures import mse_figure, save_figure, tsne_figure
-    from bench.analysis.separation import PERPLEXITY_RULE, qf_errors, silhouettes, tsne_layout
 
     qfs = np.array([p.qf for p in patches])
     unseen = [q for q in config.unseen if q in config.qfs]

@@ -56,7 +56,12 @@ def cave_analysis_command(args: argparse.Namespace) -> int:
     import torch
 
     from bench.datasets import folder_dataset, resolve_dataset
-    from methods.codiff.analysis.cave import DEFAULT_QFS, CaveAnalysisConfig, CaveAnalysisError, run_cave_analysis
+    from methods.codiff.analysis.cave import (
+        DEFAULT_QFS,
+        CaveAnalysisConfig,
+        CaveAnalysisError,
+        run_cave_analysis,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)

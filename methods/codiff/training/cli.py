@@ -25,12 +25,12 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_training_command(args: argparse.Namespace, config_cls: type, task_factory: Callable[[Any], Any]) -> int:
     """Load the config, run the Trainer, print a JSON summary; user errors exit with status 2."""
-    from bench.datasets import DatasetError
-    from bench.core.lock import RunFolderBusy
-    from bench.core.protocol import ProtocolError
-    from methods.base import MethodError
     from bench.core.config import load_config
     from bench.core.errors import ConfigError
+    from bench.core.lock import RunFolderBusy
+    from bench.core.protocol import ProtocolError
+    from bench.datasets import DatasetError
+    from methods.base import MethodError
     from methods.codiff.training.trainer import RunOptions, Trainer
 
     try:

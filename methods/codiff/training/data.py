@@ -18,7 +18,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bench.core.imageio import ImageError, list_images, read_rgb8
 from bench.core.protocol import JpegProtocol, decode_jpeg
-from methods.codiff.training.config import ConfigError, DataConfig, QFMixtureConfig, ValConfig
+from methods.codiff.training.config import (
+    ConfigError,
+    DataConfig,
+    QFMixtureConfig,
+    ValConfig,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods.codiff.cave import CaVE, CaVEConfig, init_cave_weights, save_cave, save_cave_official
+from methods.codiff.cave import (
+    CaVE,
+    CaVEConfig,
+    init_cave_weights,
+    save_cave,
+    save_cave_official,
+)
 from methods.codiff.training.config import CaveTrainConfig
 from methods.codiff.training.data import ValPair
 from methods.codiff.training.distributed import globalise_batchnorm
 from methods.codiff.training.losses import cave_losses
-from methods.codiff.training.trainer import Batch, TrainTask, adam_optimizer, multistep_scheduler
+from methods.codiff.training.trainer import (
+    Batch,
+    TrainTask,
+    adam_optimizer,
+    multistep_scheduler,
+)
 from methods.codiff.training.validation import ValidationScores
 
 

@@ -29,8 +29,17 @@ from methods.codiff.generator import CODiffGenerator, release_lora_spec
 from methods.codiff.sd import load_sd_components, resolve_sd_path
 from methods.codiff.training.config import CodiffTrainConfig, ConfigError
 from methods.codiff.training.data import ValPair
-from methods.codiff.training.losses import DistsLoss, discriminator_loss, generator_gan_loss
-from methods.codiff.training.trainer import Batch, TrainTask, adam_optimizer, multistep_scheduler
+from methods.codiff.training.losses import (
+    DistsLoss,
+    discriminator_loss,
+    generator_gan_loss,
+)
+from methods.codiff.training.trainer import (
+    Batch,
+    TrainTask,
+    adam_optimizer,
+    multistep_scheduler,
+)
 from methods.codiff.training.validation import ValidationScores
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from bench.core.atomic import atomic_write_text
+from bench.core.config import to_dict
+from bench.core.errors import ConfigError
 from methods.codiff.checkpoint import CheckpointError
 from methods.codiff.training.checkpointing import (
     STATE_FILE,
@@ -29,10 +31,13 @@ from methods.codiff.training.checkpointing import (
     save_tensors,
     set_rng_state,
 )
-from bench.core.config import to_dict
-from bench.core.errors import ConfigError
 from methods.codiff.training.config import AdamConfig, LoopConfig
-from methods.codiff.training.data import ValPair, build_train_pairs, build_val_pairs, train_loader
+from methods.codiff.training.data import (
+    ValPair,
+    build_train_pairs,
+    build_val_pairs,
+    train_loader,
+)
 from methods.codiff.training.logs import MetricsLog, rows_to_csv
 
 log = logging.getLogger(__name__)

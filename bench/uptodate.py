@@ -1,0 +1,99 @@
+"""Whether a run folder already holds the finished results of exactly this run, found without torch.
+
+After a run that finished without errors the engine writes `<run_dir>/uptodate.json`: a hash of everything
+that determines the results (the config, the code of the installed packages, library versions, the registered
+entries it used, the identity of every input image, and the content hash of every weight file it consulted,
+present or not). A rerun first recomputes that hash, which costs stat calls and the hash cache, not model
+loading; when it matches and the report is there, nothing is done. Anything else (a changed option, a new
+image, a swapped checkpoint, a metric's weights that appeared, an edited source file) runs the engine, which
+then reuses what it can unit by unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig
+from bench.core.atomic import atomic_write_text
+from bench.core.hashcache import content_sha256, identity
+from bench.core.resources import package_file
+
+STAMP = "uptodate.json"
+_PACKAGES = ("bench", "methods", "reports")
+_IGNORED_CONFIG = ("run_dir", "sources")  # a copied or moved run folder holds the same results
+
+
+def code_hash() -> str:
+    """SHA-256 over the source and data files of this project's installed packages."""
+    digest = hashlib.sha256()
+    for package in _PACKAGES:
+        root = package_file(package)
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            if path.suffix == ".pyc":
+                continue
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(content_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def run_fingerprint(config: RunConfig, weight_files: list[str]) -> str:
+    """The hash of everything that determines the results of `config` (see the module docstring)."""
+    from bench.analysis import ANALYSES
+    from bench.core.weights import WeightFile
+    from bench.distributed import Shard
+    from bench.metrics import METRICS
+    from bench.provenance import library_versions
+    from bench.runner import Runner
+    from methods.registry import METHODS
+
+    runner = Runner(config, progress=False, shard=Shard())
+    entries = runner.entries(runner.datasets())
+    payload: dict[str, Any] = {
+        "config": {k: v for k, v in config.to_dict().items() if k not in _IGNORED_CONFIG},
+        "code": code_hash(),
+        "versions": library_versions(),
+        "registered": {registry.kind: {name: str(registry.target(name)) for name in registry.names()}
+                       for registry in (METHODS, METRICS, ANALYSES)},
+        "inputs": [[e.dataset, e.image, list(identity(os.stat(e.path)))] for e in entries],
+        "weights": {path: WeightFile("", Path(path)).sha256() for path in sorted(set(weight_files))},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def record_finished(config: RunConfig, weight_files: list[str]) -> None:
+    """After a run without errors: remember what it was a run of."""
+    stamp = {"fingerprint": run_fingerprint(config, weight_files), "weight_files": sorted(set(weight_files))}
+    atomic_write_text(Path(config.run_dir) / STAMP, json.dumps(stamp, indent=2) + "\n")
+
+
+def is_up_to_date(config: RunConfig) -> bool:
+    """True when the run folder holds the finished results (and report, if asked for) of exactly `config`."""
+    run_dir = Path(config.run_dir)
+    try:
+        stamp = json.loads((run_dir / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    if config.report and not (run_dir / "report" / "index.html").is_file():
+        return False
+    try:
+        return stamp.get("fingerprint") == run_fingerprint(config, list(stamp.get("weight_files") or []))
+    except Exception:  # noqa: BLE001 - anything unexpected means: run the engine, which says what is wrong
+        return False
+
+
+def finished_summary(config: RunConfig):
+    """The summary of the finished run in the folder: every unit reused, the stored skips and report."""
+    from bench.runner import RunSummary
+    from bench.store import ResultsStore
+
+    run_dir = Path(config.run_dir)
+    with ResultsStore.in_run_dir(run_dir, readonly=True) as store:
+        units = len(store.outputs_frame())
+        skipped = store.skipped()
+    report = run_dir / "report" / "index.html"
+    return RunSummary(run_dir, units=units, reused=units, skipped=skipped,
+                      report=report if config.report else None)

@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PARITY = SHARED / "parity" / "official-tiny"
+PARITY_TILED = SHARED / "parity" / "official-tiny-tiled"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -20,8 +21,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def parity_dir() -> Path:
     """../shared/parity/official-tiny, or a skip saying why (a user's clone lacks it)."""
     if not PARITY.is_dir():
-        pytest.skip(f"parity vectors not found at {PARITY} (they ship beside the repository in CI only)")
+        pytest.skip(f"parity vectors not found at {PARITY}: the repository's parent holds no shared/parity folder")
     return PARITY
+
+
+@pytest.fixture(scope="session")
+def parity_tiled_dir(parity_dir) -> Path:
+    """../shared/parity/official-tiny-tiled (the release's output with latent tiling engaged), or a skip."""
+    if not PARITY_TILED.is_dir():
+        pytest.skip(f"tiled parity vectors not found at {PARITY_TILED}: the repository's parent holds no shared/parity folder")
+    return PARITY_TILED
 
 
 def write_random_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> list[Path]:

@@ -17,6 +17,8 @@
   vae_encoder_tile / vae_encoder_overlap (pixels), vae_decoder_tile / vae_decoder_overlap and
   latent_tile / latent_overlap (latent pixels), cave_tile / cave_overlap (pixels): tiling, see
                  methods.codiff.tiling.TileConfig; a tile of 0 disables tiling for that stage.
+  latent_tiling  release (default: the release's UNet tile placement and Gaussian weights) | even (tiles
+                 shrunk to share the latent evenly, a symmetric Gaussian)
 
 `cave` config: cave (as above), tile / tile_overlap (pixels, 0 = whole image).
 """
@@ -75,6 +77,7 @@ class CodiffOptions:
     latent_overlap: int = _TILE_DEFAULTS.latent_overlap
     cave_tile: int = _TILE_DEFAULTS.cave_tile
     cave_overlap: int = _TILE_DEFAULTS.cave_overlap
+    latent_tiling: str = _TILE_DEFAULTS.latent_tiling
 
     def pipeline_config(self):
         """The PipelineConfig these options describe (validates dtype, colour fix and tiles)."""

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from methods.codiff.cave import CaVE
 from methods.codiff.colorfix import COLOR_FIXES, color_fix
 from methods.codiff.generator import CODiffGenerator
-from methods.codiff.tiling import TileConfig, tiled_map
+from methods.codiff.tiling import TileConfig, release_latent_map, tiled_map
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 CAVE_STRIDE = 32  # CaVE's token grid is 1/32 of the image
@@ -90,8 +90,9 @@ class CODiffPipeline:
         if not tiles.latent_tile or lh * lw <= tiles.latent_tile ** 2:  # the release's criterion: area
             eps = gen.predict_noise(z, hidden)
         else:
-            eps = tiled_map(lambda t: gen.predict_noise(t, hidden), z, tiles.latent_tile, tiles.latent_overlap)
-        z_h = gen.step(z, eps.to(gen.dtype))
+            tiler = release_latent_map if tiles.latent_tiling == "release" else tiled_map
+            eps = tiler(lambda t: gen.predict_noise(t, hidden), z, tiles.latent_tile, tiles.latent_overlap)
+        z_h = gen.step(z, eps)  # the blended prediction stays float32, as the release's
         out = tiled_map(gen.decode, z_h, tiles.vae_decoder_tile, tiles.vae_decoder_overlap, up=f)
         return out[..., :h, :w].float()
 

@@ -185,7 +185,7 @@ def test_trained_generator_loads_in_the_codiff_method_and_resumes_exactly(tiny_w
     task = CodiffTask(config)
     result = Trainer(task, RunOptions(progress=False)).run()
     assert result.step == 3 and [p.name for p in result.exported] == ["codiff.pkl", "codiff.safetensors"]
-    assert {"psnr", "psnr_b", "lq_psnr"} <= set(result.validation[0])
+    assert {"psnr", "ssim", "lq_psnr"} <= set(result.validation[0])
     lq = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1))
     objective = task.objective.eval()
     with torch.no_grad():
@@ -210,3 +210,60 @@ def test_trained_generator_loads_in_the_codiff_method_and_resumes_exactly(tiny_w
     state = torch.load(resumed / "checkpoints" / "step-00000003" / "state.pt", weights_only=True)
     assert set(state["task"]["modules"]) == {"generator", "discriminator"}
     assert not any("cave." in k for k in state["task"]["modules"]["generator"])  # frozen parts are not stored
+
+
+def test_real_latents_are_the_release_s_pristine_vae_samples(tiny_weights, train_images, tmp_path, one_thread):
+    from methods.codiff.sd import load_sd_components
+
+    task, batch = built_task(codiff_config(tiny_weights, train_images, tmp_path))
+    hq = batch["hq"]
+    assert not any("lora" in name for name, _ in task.real_latents.named_parameters())
+    vae = load_sd_components(str(tiny_weights["sd"])).vae  # SD's own encoder, no adapters
+    torch.manual_seed(5)
+    with torch.no_grad():
+        expected = vae.encode(hq * 2 - 1).latent_dist.sample() * vae.config.scaling_factor
+    torch.manual_seed(5)
+    real = task.real_latents(hq)
+    assert torch.equal(real, expected) and not torch.equal(real, task.real_latents(hq))  # a sample each time
+    adapted = task.objective.latents(hq).detach()  # the generator's LoRA encoder, posterior mode
+    with torch.no_grad():  # a trained VAE adapter changes the generator's latents, not the real ones
+        for name, p in task.objective.generator.vae.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.05)
+    assert (task.objective.latents(hq).detach() - adapted).abs().max() > 1e-3
+    torch.manual_seed(5)
+    assert torch.equal(task.real_latents(hq), expected)
+    discriminator = task.unwrap("discriminator")
+    lora = {n: p.detach() for n, p in discriminator.named_parameters() if "lora_" in n}
+    assert all(float(p.abs().max()) == 0 for n, p in lora.items() if "lora_B" in n)
+    # peft's default init of A (Kaiming-uniform, within 1 / sqrt(fan-in)), not "gaussian" (std 1 / rank)
+    assert all(float(p.abs().max()) <= p[0].numel() ** -0.5 for n, p in lora.items() if "lora_A" in n)
+
+    old, _ = built_task(codiff_config(tiny_weights, train_images, tmp_path, discriminator={"real_latents": "generator"},
+                                      model={"sample_latent": True}))
+    assert old.real_latents is None and old.objective.generator.sample_latent
+    seen = []
+    old.unwrap("generator").latents = lambda image: seen.append(image) or torch.zeros(2, 4, 16, 16)
+    old._discriminator_step(hq, torch.randn(2, 4, 16, 16))
+    assert len(seen) == 1 and torch.equal(seen[0], hq)
+
+
+def test_validation_reports_the_paper_metrics_present_after_the_colour_fix(tiny_weights, train_images, tmp_path,
+                                                                          one_thread, dists_cache, monkeypatch):
+    from bench.metrics.caches import cache_environment
+    from bench.protocol import JpegProtocol
+    from methods.codiff.training.data import build_val_pairs
+
+    for key, value in cache_environment(dists_cache).items():
+        monkeypatch.setenv(key, value)
+    config = codiff_config(tiny_weights, train_images, tmp_path, loss={"gan": 0.0},
+                           val={"metrics": ["dists", "lpips"], "color_fix": "adain"})
+    task, _ = built_task(config)
+    assert config.val.qfs == [10] and set(task.config.val.metrics) == {"dists", "lpips"}
+    pairs = build_val_pairs(config.val, JpegProtocol.from_dict(config.data.protocol))
+    rows = task.validate(pairs)
+    assert {"psnr", "ssim", "dists", "lq_psnr", "lq_ssim"} <= set(rows[0]) and "lpips" not in rows[0]
+    assert ".pth" in task.scores.skipped["lpips"]  # its weights are absent: skipped, saying which file
+    fixed = task.validate(pairs)[0]["psnr"]
+    task.config.val.color_fix = "none"
+    assert task.validate(pairs)[0]["psnr"] != fixed

@@ -19,6 +19,7 @@ import pandas as pd
 from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.paths import safe_component
 from reports import plots
+from reports.ablations import ablation_frame, ablation_section
 from reports.compare import describe, paired_frame, paired_tables
 from reports.exports import write_exports
 from reports.extras import Section, folder_section, profile_section, text
@@ -57,6 +58,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
     written += decoded
     profile = _optional(lambda: profile_section(run_dir), "profile")
     cave = _optional(lambda: folder_section(run_dir, "cave_analysis", "CaVE analysis"), "cave_analysis")
+    ablations = ablation_section(summary)
 
     figures = []
     for table in tables:
@@ -74,7 +76,8 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
 
     frames = {"results_long": data.results, "results_wide": per_image_wide(data.results),
               "summary_long": summary, "summary_wide": wide_summary(summary),
-              "paper_comparison": paper, "paired_comparison": paired_frame(paired)}
+              "paper_comparison": paper, "paired_comparison": paired_frame(paired),
+              **({"ablations": ablation_frame(summary)} if ablations is not None else {})}
     written += write_exports(out / "exports", frames, tables)
     for name in STATIC:
         written.append(atomic_write_bytes(out / "static" / name, (PACKAGE / "static" / name).read_bytes()))
@@ -105,7 +108,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "panels": panel_list,
         "unknown_images": unknown,
         "image_tables": image_tables(data, panel_list),
-        "extras": [s for s in (profile, cave) if s is not None],
+        "extras": [s for s in (ablations, profile, cave) if s is not None],
         "exports": sorted(p.relative_to(out).as_posix() for p in written if p.parent.name == "exports"),
         "dataset_label": dataset_label,
         "metric_label": metric_label,

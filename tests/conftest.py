@@ -330,6 +330,16 @@ def metrics_standin_root(tmp_path_factory) -> tuple[Path, dict]:
     return root, write_standins(root)
 
 
+@pytest.fixture(scope="session")
+def dists_cache(tmp_path_factory) -> Path:
+    """Stand-in DISTS and VGG16 weights only (the training loss), in a private cache root (TORCH_HOME = <root>/torch)."""
+    from bench.metrics.standins import write_standins
+
+    root = tmp_path_factory.mktemp("dists-cache")
+    write_standins(root, ["dists"])
+    return root
+
+
 @pytest.fixture
 def metrics_caches(tmp_path, monkeypatch) -> Path:
     """Empty private caches (TORCH_HOME, Hugging Face) for one test; returns their root."""

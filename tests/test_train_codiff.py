@@ -30,16 +30,6 @@ def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     return write_standin_weights(tmp_path_factory.mktemp("tiny-weights"))
 
 
-@pytest.fixture(scope="module")
-def dists_cache(tmp_path_factory) -> Path:
-    """Stand-in DISTS and VGG16 weights in a private cache root (TORCH_HOME = <root>/torch)."""
-    from bench.metrics.standins import write_standins
-
-    root = tmp_path_factory.mktemp("dists-cache")
-    write_standins(root, ["dists"])
-    return root
-
-
 def codiff_config(weights: dict[str, Path], images: Path, output: Path, **sections) -> CodiffTrainConfig:
     """A tiny stage-2 config: LoRA rank 4, 32 px patches, batch 2, fp32, one thread, no DISTS."""
     base = {
@@ -144,20 +134,13 @@ def test_learnable_prompt_trains_instead_of_proj_and_is_exported(tiny_weights, t
 def test_empty_prompt_needs_a_text_encoder(tiny_weights, tmp_path):
     with pytest.raises(ConfigError, match=r"text encoder and tokenizer .*text_encoder/config\.json"):
         empty_prompt_embedding(str(tiny_weights["sd"]))
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from methods.codiff.standins import write_tiny_text_encoder
 
     sd = tmp_path / "sd"
     sd.mkdir()
     for part in ("unet", "vae", "scheduler"):
         (sd / part).symlink_to(Path(tiny_weights["sd"]).resolve() / part)
-    (tmp_path / "vocab.json").write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}))
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"), pad_token="!").save_pretrained(
-        sd / "tokenizer")
-    torch.manual_seed(0)
-    CLIPTextModel(CLIPTextConfig(vocab_size=3, hidden_size=1024, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                                 pad_token_id=2)).save_pretrained(sd / "text_encoder")
+    write_tiny_text_encoder(sd)
     embedding = empty_prompt_embedding(str(sd))
     assert embedding.shape == (1, 77, 1024) and torch.equal(embedding, empty_prompt_embedding(str(sd)))
 

@@ -69,7 +69,8 @@ def register(subparsers) -> None:
     parser.add_argument("--codiff", help="codiff.pkl or a project checkpoint (.safetensors + .json)")
     parser.add_argument("--cave", help="cave.pth or a project checkpoint")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="precision (codiff; default fp32)")
+    parser.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"),
+                        help="precision (codiff; default auto: fp32 on CPUs, fp16 on CUDA)")
     parser.add_argument("--color-fix", dest="color_fix", choices=("adain", "wavelet", "none"),
                         help="colour correction (codiff; default adain)")
     parser.add_argument("--no-merge-lora", dest="merge_lora", action="store_false", default=None,

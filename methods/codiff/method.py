@@ -8,7 +8,8 @@
   prompt         cave (default: condition on proj(CaVE(lq)), the paper) | learnable | empty: condition on the
                  fixed prompt embedding that stage-2 training exported for the Table 3 ablations
   prompt_path    that embedding (this project's format; default: `prompt` beside the codiff checkpoint)
-  dtype          fp32 (default; the fast path on CPUs) | fp16 (the release's setting on GPUs) | bf16
+  dtype          auto (default: fp32 on CPUs, where bf16's error was measured too large; fp16 on CUDA, the
+                 release's setting) | fp32 | fp16 | bf16; see methods/codiff/README.md, "Precision"
   color_fix      adain (default, as the release) | wavelet | none
   merge_lora     fold LoRA into the base weights before inference (default true: faster, same output
                  within 1e-3 on the parity test)
@@ -63,7 +64,7 @@ class CodiffOptions:
     cave: str | None = None
     prompt: str = "cave"
     prompt_path: str | None = None
-    dtype: str = "fp32"
+    dtype: str = "auto"
     color_fix: str = "adain"
     merge_lora: bool = True
     sample_latent: bool = False

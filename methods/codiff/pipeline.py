@@ -18,6 +18,10 @@ from methods.codiff.generator import CODiffGenerator
 from methods.codiff.tiling import TileConfig, release_latent_map, tiled_map
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# `dtype: auto` per device type. CPU: fp32, because bf16 moves many output values by more than 2 levels
+# (methods/codiff/README.md, "Precision"). CUDA: fp16, the release's test setting, which produced the paper's
+# numbers (its error against fp32 is measured by bench.perf.codiff_precision on a GPU). Others: fp32.
+AUTO_DTYPES = {"cpu": "fp32", "cuda": "fp16"}
 CAVE_STRIDE = 32  # CaVE's token grid is 1/32 of the image
 
 
@@ -29,7 +33,7 @@ class PipelineConfig:
     release's test script does through PIL (off: the harness rounds once when it saves the PNG).
     """
 
-    dtype: str = "fp32"
+    dtype: str = "auto"
     color_fix: str = "adain"
     merge_lora: bool = True
     sample_latent: bool = False
@@ -38,10 +42,15 @@ class PipelineConfig:
     tiles: TileConfig = field(default_factory=TileConfig)
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.dtype not in (*DTYPES, "auto"):
+            raise ValueError(f"dtype must be auto or one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.color_fix not in COLOR_FIXES:
             raise ValueError(f"color_fix must be one of {', '.join(COLOR_FIXES)}, not {self.color_fix!r}")
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> str:
+    """The dtype to run: `dtype` itself, or for auto the default of the device's type (AUTO_DTYPES)."""
+    return AUTO_DTYPES.get(device.type, "fp32") if dtype == "auto" else dtype
 
 
 def _truncate8(x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +73,8 @@ class CODiffPipeline:
         if self.config.merge_lora:
             generator.merge_lora()  # merged in float32, before any cast
         generator.sample_latent = self.config.sample_latent
-        self.generator = generator.to(self.device, DTYPES[self.config.dtype]).eval()
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        self.generator = generator.to(self.device, DTYPES[self.dtype]).eval()
         self.cave = cave.to(self.device, torch.float32).eval() if cave is not None else None
         self.prompt = prompt.to(self.device, self.generator.dtype) if prompt is not None else None
 

@@ -93,9 +93,9 @@ def ablation_section(summary: pd.DataFrame) -> Section | None:
     if not ABLATION_LABELS & set(summary["method"]):
         return None
     frame = ablation_frame(summary)
-    section = Section(title="Paper ablations (Tables 3-5)", folder="ablations", notes=[
-        "Rows are the run labels of configs/ablations.yaml; the paper's values (in brackets) stand beside every "
-        "QF (the paper states none) and, for Table 5, beside LIVE-1 only (it states no dataset)."])
+    note = ("Rows are the run labels of configs/ablations.yaml; the paper's values (in brackets) stand beside every "
+            "QF (the paper states none) and, for Table 5, beside LIVE-1 only (it states no dataset).")
+    section = Section(title="Paper ablations (Tables 3-5)", folder="ablations", notes=[note])
     for title, group in frame.groupby("table", sort=False):
         metrics = [m for m in dict.fromkeys(group["metric"]) if m]
         cells: dict[tuple, dict[str, str]] = {}

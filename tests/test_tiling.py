@@ -10,8 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.codiff.tiling import (TileConfig, gaussian_weights, release_gaussian_weights, release_latent_map,
-                                   release_tile_starts, tile_spans, tiled_map)
+from methods.codiff.tiling import (
+    TileConfig,
+    gaussian_weights,
+    release_gaussian_weights,
+    release_latent_map,
+    release_tile_starts,
+    tile_spans,
+    tiled_map,
+)
 
 
 def _release_count(length: int, tile: int, overlap: int) -> int:

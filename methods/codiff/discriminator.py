@@ -97,7 +97,7 @@ class PristineLatents(nn.Module):
         vae.decoder = None
         self.vae = vae.requires_grad_(False).eval()
 
-    def train(self, mode: bool = True) -> "PristineLatents":
+    def train(self, mode: bool = True) -> PristineLatents:
         return super().train(False)  # frozen
 
     @torch.no_grad()

@@ -32,7 +32,7 @@ class ValidationScores:
         self.metrics = {name: create_metric(name, device) for name in dict.fromkeys([*metrics, *available])}
         self.values: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
 
-    def fresh(self) -> "ValidationScores":
+    def fresh(self) -> ValidationScores:
         """A copy with the same metrics and no values yet."""
         scores = copy.copy(self)
         scores.values = defaultdict(lambda: defaultdict(list))

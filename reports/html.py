@@ -20,6 +20,7 @@ import pandas as pd
 from bench.core.atomic import atomic_write_bytes, atomic_write_text
 from bench.core.paths import ANALYSES_FOLDER, safe_component
 from reports import plots
+from reports.ablations import ablation_frame, ablation_section
 from reports.compare import describe, paired_frame, paired_tables
 from reports.exports import write_exports
 from reports.extras import Section, folder_section, profile_section, text
@@ -69,6 +70,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
     analyses = [section for folder in sorted((run_dir / ANALYSES_FOLDER).glob("*/"))
                 if (section := _optional(lambda f=folder: folder_section(run_dir, f"{ANALYSES_FOLDER}/{f.name}",
                                                                          f"Analysis: {f.name}"), folder.name))]
+    ablations = ablation_section(summary, data.labels)
 
     figures = []
     for table in tables:
@@ -86,7 +88,8 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
 
     frames = {"results_long": data.results, "results_wide": per_image_wide(data.results),
               "summary_long": summary, "summary_wide": wide_summary(summary),
-              "paper_comparison": paper, "paired_comparison": paired_frame(paired)}
+              "paper_comparison": paper, "paired_comparison": paired_frame(paired),
+              **({"ablations": ablation_frame(summary)} if ablations is not None else {})}
     written += write_exports(out / "exports", frames, tables)
     for name in STATIC:
         written.append(atomic_write_bytes(out / "static" / name, (PACKAGE / "static" / name).read_bytes()))
@@ -118,7 +121,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "panels": panel_list,
         "unknown_images": unknown,
         "image_tables": image_tables(data, panel_list),
-        "extras": [s for s in (profile, *analyses) if s is not None],
+        "extras": [s for s in (ablations, profile, *analyses) if s is not None],
         "exports": sorted(p.relative_to(out).as_posix() for p in written if p.parent.name == "exports"),
         "dataset_label": data.labels.dataset,
         "metric_label": data.labels.metric,

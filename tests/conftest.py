@@ -11,6 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 PARITY = SHARED / "parity" / "official-tiny"
+PARITY_TILED = SHARED / "parity" / "official-tiny-tiled"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,9 +37,16 @@ def registries():
 def parity_dir() -> Path:
     """../shared/parity/official-tiny, or a skip saying why (a user's clone lacks it)."""
     if not PARITY.is_dir():
-        pytest.skip(f"parity vectors not found at {PARITY} (they are read from a shared/ folder beside the "
-                    "repository, which a plain clone lacks)")
+        pytest.skip(f"parity vectors not found at {PARITY}: the repository's parent holds no shared/parity folder")
     return PARITY
+
+
+@pytest.fixture(scope="session")
+def parity_tiled_dir(parity_dir) -> Path:
+    """../shared/parity/official-tiny-tiled (the release's output with latent tiling engaged), or a skip."""
+    if not PARITY_TILED.is_dir():
+        pytest.skip(f"tiled parity vectors not found at {PARITY_TILED}: the repository's parent holds no shared/parity folder")
+    return PARITY_TILED
 
 
 def write_random_images(folder: Path, sizes: list[tuple[int, int]], seed: int = 0) -> list[Path]:
@@ -351,6 +359,16 @@ def metrics_standin_root(tmp_path_factory) -> tuple[Path, dict]:
 
     root = tmp_path_factory.mktemp("metric-weights")
     return root, write_standins(root)
+
+
+@pytest.fixture(scope="session")
+def dists_cache(tmp_path_factory) -> Path:
+    """Stand-in DISTS and VGG16 weights only (the training loss), in a private cache root (TORCH_HOME = <root>/torch)."""
+    from bench.metrics.standins import write_standins
+
+    root = tmp_path_factory.mktemp("dists-cache")
+    write_standins(root, ["dists"])
+    return root
 
 
 @pytest.fixture

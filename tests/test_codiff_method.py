@@ -26,6 +26,16 @@ def test_registered_and_cheap_to_create(tmp_path):
         create_method("codiff", dtype="fp8")
 
 
+def test_auto_dtype_is_fp32_on_cpus_and_fp16_on_cuda(codiff_tiny_models):
+    from methods.codiff.pipeline import CODiffPipeline, resolve_dtype
+
+    assert resolve_dtype("auto", torch.device("cpu")) == "fp32"
+    assert resolve_dtype("auto", torch.device("cuda", 0)) == "fp16"  # not run: resolving needs no GPU
+    assert resolve_dtype("bf16", torch.device("cpu")) == "bf16"
+    pipeline = CODiffPipeline(*codiff_tiny_models())
+    assert pipeline.config.dtype == "auto" and pipeline.generator.dtype == torch.float32
+
+
 def test_project_checkpoint_lists_both_files(tmp_path):
     method = create_method("codiff", codiff=str(tmp_path / "mine.safetensors"))
     names = [w.path.name for w in method.required_weights()]

@@ -42,7 +42,11 @@ def test_paper_config_is_table_1(monkeypatch):
 def test_ablation_config_is_one_method_configured_per_row():
     config = RunConfig.from_file(REPO / "configs" / "ablations.yaml")
     specs = config.method_specs()
-    assert {s.method for s in specs} == {"codiff"} and len(specs) == 8
+    assert {s.method for s in specs} == {"codiff"} and len(specs) == 9
+    from reports.ablations import TABLES  # every paper row the report shows is a configured row (DAPE aside)
+
+    labels = {row.label for table in TABLES for row in table.rows} - {"codiff-prompt-dape"}
+    assert labels | {"codiff-released"} == {s.label for s in specs}
     prompts = {s.label: s.config.get("prompt", "cave") for s in specs}
     assert prompts["codiff-prompt-empty"] == "empty" and prompts["codiff-prompt-learnable"] == "learnable"
     checkpoints = [s.config["codiff"] for s in specs]

@@ -1,14 +1,64 @@
-"""Tiled inference: exact tile geometry on local functions, and on a tiny CODiff model tiled output that stays
-close to the untiled one without a visible tile grid."""
+"""Tiled inference: the release's latent tile placement and weights, exact tile geometry on local functions, and
+on a tiny CODiff model tiled output that stays close to the untiled one without a visible tile grid. (Parity
+with the release's tiled output: tests/test_codiff_parity.py.)"""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from methods.codiff.options import TileConfig
-from methods.codiff.tiling import gaussian_weights, tile_spans, tiled_map
+from methods.codiff.tiling import (
+    gaussian_weights,
+    release_gaussian_weights,
+    release_latent_map,
+    release_tile_starts,
+    tile_spans,
+    tiled_map,
+)
+
+
+def _release_count(length: int, tile: int, overlap: int) -> int:
+    """The release's loop: add tiles (the i-th ending at i * (tile - overlap) + tile) until one reaches length."""
+    count, end = 0, 0
+    while end < length:
+        end = count * (tile - overlap) + tile
+        count += 1
+    return count
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(80, 32, 8), (48, 32, 8), (32, 32, 8), (200, 96, 32), (57, 56, 0)])
+def test_release_tiles_are_full_size_on_a_fixed_grid_with_the_last_pushed_back(length, tile, overlap):
+    starts = release_tile_starts(length, tile, overlap)
+    assert len(starts) == _release_count(length, tile, overlap)
+    assert starts[:-1] == [i * (tile - overlap) for i in range(len(starts) - 1)]
+    assert starts[-1] == length - tile and starts == sorted(starts)
+    assert release_tile_starts(80, 32, 8) == [0, 24, 48] and release_tile_starts(48, 32, 8) == [0, 16]
+
+
+def test_release_weights_are_centred_asymmetrically():
+    w = release_gaussian_weights(8)
+    assert w.dtype == torch.float64 and w.shape == (8, 8)
+    assert torch.equal(w, w.flip(1))  # width: centre (T - 1) / 2
+    assert not torch.allclose(w, w.flip(0)) and int(w[:, 0].argmax()) == 4  # height: centre T / 2
+    assert float(w[4, 3] / w[4, 0]) == pytest.approx(math.exp((3.5 ** 2 - 0.5 ** 2) / 64 / 0.02))
+
+
+def test_release_latent_map_blends_to_the_exact_result_and_falls_back_on_thin_latents():
+    x = torch.rand(2, 4, 48, 80)
+    calls = []
+
+    def fn(t):
+        calls.append(tuple(t.shape[-2:]))
+        return torch.tanh(3 * t)
+
+    assert torch.allclose(release_latent_map(fn, x, 32, 8), fn(x), atol=1e-6)
+    assert calls[:-1] == [(32, 32)] * 6  # 3 columns x 2 rows of full-size tiles
+    thin = torch.rand(1, 4, 6, 90)  # the tile would shrink to 6 <= overlap: even tiles instead
+    assert torch.allclose(release_latent_map(fn, thin, 32, 8), fn(thin), atol=1e-6)
 
 
 def test_tile_spans_cover_with_overlap_on_the_grid():
@@ -54,25 +104,31 @@ def test_tiled_map_matches_a_local_conv_away_from_tile_edges():
 def test_tile_config_validates():
     with pytest.raises(ValueError):
         TileConfig(latent_tile=32, latent_overlap=32)
+    with pytest.raises(ValueError, match="latent_tiling"):
+        TileConfig(latent_tiling="square")
 
 
 # -- the tiny CODiff model ------------------------------------------------------------------------------
 TILED = TileConfig(vae_encoder_tile=112, vae_encoder_overlap=48, vae_decoder_tile=56, vae_decoder_overlap=24,
                    latent_tile=56, latent_overlap=24)  # 2 x 3 tiles in every stage
+LATENT_IMAGE = (128, 192)  # the tiny model's test image
 HARD_EDGES = TileConfig(vae_encoder_tile=96, vae_encoder_overlap=0, vae_decoder_tile=48, vae_decoder_overlap=0,
-                        latent_tile=48, latent_overlap=0)  # 2 x 2 tiles meeting edge to edge
+                        latent_tile=48, latent_overlap=0)  # 2 x 2 tiles, the VAE's meeting edge to edge
 
 
 def _borders(tiles: TileConfig, length: int, factor: int = 2) -> list[int]:
     """Output pixel positions where a tile of any stage starts or ends (inside the image)."""
     found = set()
     for tile, overlap, per_input in ((tiles.vae_encoder_tile, tiles.vae_encoder_overlap, 1),
-                                     (tiles.vae_decoder_tile, tiles.vae_decoder_overlap, factor),
-                                     (tiles.latent_tile, tiles.latent_overlap, factor)):
+                                     (tiles.vae_decoder_tile, tiles.vae_decoder_overlap, factor)):
         n = length // per_input
         if tile and n > tile:
             for start, end in tile_spans(n, tile, overlap, factor if per_input == 1 else 1):
                 found |= {start * per_input, end * per_input}
+    if tiles.latent_tile:  # the release's square tiles of min(tile, latent height, latent width)
+        side = min(tiles.latent_tile, *(n // factor for n in LATENT_IMAGE))
+        found |= {b * factor for s in release_tile_starts(length // factor, side, tiles.latent_overlap)
+                  for b in (s, s + side)}
     return sorted(b for b in found if 0 < b < length)
 
 
@@ -92,7 +148,7 @@ def tiny_outputs(codiff_tiny_models):
     from methods.codiff.pipeline import CODiffPipeline
 
     torch.manual_seed(1)
-    lq = F.interpolate(torch.rand(1, 3, 8, 12), size=(128, 192), mode="bicubic", align_corners=False)
+    lq = F.interpolate(torch.rand(1, 3, 8, 12), size=LATENT_IMAGE, mode="bicubic", align_corners=False)
     lq = (lq + 0.03 * torch.randn_like(lq)).clamp(0, 1)
     pipeline = CODiffPipeline(*codiff_tiny_models(), PipelineConfig(color_fix="none",
                                                                      tiles=TileConfig(0, 0, 0, 0, 0, 0)))
@@ -117,5 +173,5 @@ def test_tiled_output_is_close_to_untiled(tiny_outputs):
 def test_blended_tiles_leave_no_visible_grid(tiny_outputs):
     untiled = tiny_outputs["untiled"]
     assert _seam_jump(tiny_outputs["tiled"] - untiled, TILED) < 2.5
-    # tiles without overlap meet edge to edge at column 96 and row 64: there the error jumps (the check can fail)
+    # VAE tiles without overlap meet edge to edge at column 96 and row 64: there the error jumps (the check can fail)
     assert _seam_jump(tiny_outputs["hard"] - untiled, HARD_EDGES) > 3.0

@@ -214,9 +214,34 @@ def test_a_second_run_on_the_same_folder_is_refused(train_images, tmp_path, caps
 # -- two processes (gloo) ---------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_the_same_global_batch(train_images, tmp_path):
-    data = cave_config(train_images, tmp_path / "one", val={"folder": None}, train={"steps": 3,
-                                                                                    "checkpoint_every": 1})
+class _TwoProcesses:
+    """Just enough of an accelerator for `CaveTask.setup`: two processes, nothing wrapped."""
+
+    device, num_processes = torch.device("cpu"), 2
+
+    @staticmethod
+    def prepare(*objects):
+        return objects
+
+    @staticmethod
+    def unwrap_model(module):
+        return module
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_batchnorm_is_per_process_unless_synchronised(sync, train_images, tmp_path):
+    from methods.codiff.training.distributed import GlobalBatchNorm2d
+
+    data = cave_config(train_images, tmp_path, **({"model": {"sync_batchnorm": True}} if sync else {}))
+    task = CaveTask(from_dict(CaveTrainConfig, data))
+    task.setup(_TwoProcesses())
+    norms = [m for m in task.cave.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(isinstance(m, GlobalBatchNorm2d) == sync for m in norms)  # default: as the release
+
+
+def test_two_processes_with_synchronised_batchnorm_train_like_one_with_the_same_global_batch(train_images, tmp_path):
+    data = cave_config(train_images, tmp_path / "one", val={"folder": None}, model={"sync_batchnorm": True},
+                       train={"steps": 3, "checkpoint_every": 1})
     run_cave(data)
     two = merge(data, {"train": {"output_dir": str(tmp_path / "two")}})
     config = tmp_path / "two.yaml"

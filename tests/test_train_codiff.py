@@ -37,16 +37,6 @@ def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     return write_standin_weights(tmp_path_factory.mktemp("tiny-weights"))
 
 
-@pytest.fixture(scope="module")
-def dists_cache(tmp_path_factory) -> Path:
-    """Stand-in DISTS and VGG16 weights in a private cache root (TORCH_HOME = <root>/torch)."""
-    from bench.metrics.standins import write_standins
-
-    root = tmp_path_factory.mktemp("dists-cache")
-    write_standins(root, ["dists"])
-    return root
-
-
 def codiff_config(weights: dict[str, Path], images: Path, output: Path, **sections) -> CodiffTrainConfig:
     """A tiny stage-2 config: LoRA rank 4, 32 px patches, batch 2, fp32, one thread, no DISTS."""
     base = {
@@ -151,20 +141,13 @@ def test_learnable_prompt_trains_instead_of_proj_and_is_exported(tiny_weights, t
 def test_empty_prompt_needs_a_text_encoder(tiny_weights, tmp_path):
     with pytest.raises(ConfigError, match=r"text encoder and tokenizer .*text_encoder/config\.json"):
         empty_prompt_embedding(str(tiny_weights["sd"]))
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from methods.codiff.standins import write_tiny_text_encoder
 
     sd = tmp_path / "sd"
     sd.mkdir()
     for part in ("unet", "vae", "scheduler"):
         (sd / part).symlink_to(Path(tiny_weights["sd"]).resolve() / part)
-    (tmp_path / "vocab.json").write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}))
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"), pad_token="!").save_pretrained(
-        sd / "tokenizer")
-    torch.manual_seed(0)
-    CLIPTextModel(CLIPTextConfig(vocab_size=3, hidden_size=1024, intermediate_size=32, num_hidden_layers=1,
-                                 num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                                 pad_token_id=2)).save_pretrained(sd / "text_encoder")
+    write_tiny_text_encoder(sd)
     embedding = empty_prompt_embedding(str(sd))
     assert embedding.shape == (1, 77, 1024) and torch.equal(embedding, empty_prompt_embedding(str(sd)))
 
@@ -192,7 +175,7 @@ def test_trained_generator_loads_in_the_codiff_method_and_resumes_exactly(tiny_w
     task = CodiffTask(config)
     result = Trainer(task, RunOptions(progress=False)).run()
     assert result.step == 3 and [p.name for p in result.exported] == ["codiff.pkl", "codiff.safetensors"]
-    assert {"psnr", "psnr_b", "lq_psnr"} <= set(result.validation[0])
+    assert {"psnr", "ssim", "lq_psnr"} <= set(result.validation[0])
     lq = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(1))
     objective = task.objective.eval()
     with torch.no_grad():
@@ -217,3 +200,60 @@ def test_trained_generator_loads_in_the_codiff_method_and_resumes_exactly(tiny_w
     state = torch.load(resumed / "checkpoints" / "step-00000003" / "state.pt", weights_only=True)
     assert set(state["task"]["modules"]) == {"generator", "discriminator"}
     assert not any("cave." in k for k in state["task"]["modules"]["generator"])  # frozen parts are not stored
+
+
+def test_real_latents_are_the_release_s_pristine_vae_samples(tiny_weights, train_images, tmp_path, one_thread):
+    from methods.codiff.sd import load_sd_components
+
+    task, batch = built_task(codiff_config(tiny_weights, train_images, tmp_path))
+    hq = batch["hq"]
+    assert not any("lora" in name for name, _ in task.real_latents.named_parameters())
+    vae = load_sd_components(str(tiny_weights["sd"])).vae  # SD's own encoder, no adapters
+    torch.manual_seed(5)
+    with torch.no_grad():
+        expected = vae.encode(hq * 2 - 1).latent_dist.sample() * vae.config.scaling_factor
+    torch.manual_seed(5)
+    real = task.real_latents(hq)
+    assert torch.equal(real, expected) and not torch.equal(real, task.real_latents(hq))  # a sample each time
+    adapted = task.objective.latents(hq).detach()  # the generator's LoRA encoder, posterior mode
+    with torch.no_grad():  # a trained VAE adapter changes the generator's latents, not the real ones
+        for name, p in task.objective.generator.vae.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.05)
+    assert (task.objective.latents(hq).detach() - adapted).abs().max() > 1e-3
+    torch.manual_seed(5)
+    assert torch.equal(task.real_latents(hq), expected)
+    discriminator = task.unwrap("discriminator")
+    lora = {n: p.detach() for n, p in discriminator.named_parameters() if "lora_" in n}
+    assert all(float(p.abs().max()) == 0 for n, p in lora.items() if "lora_B" in n)
+    # peft's default init of A (Kaiming-uniform, within 1 / sqrt(fan-in)), not "gaussian" (std 1 / rank)
+    assert all(float(p.abs().max()) <= p[0].numel() ** -0.5 for n, p in lora.items() if "lora_A" in n)
+
+    old, _ = built_task(codiff_config(tiny_weights, train_images, tmp_path, discriminator={"real_latents": "generator"},
+                                      model={"sample_latent": True}))
+    assert old.real_latents is None and old.objective.generator.sample_latent
+    seen = []
+    old.unwrap("generator").latents = lambda image: seen.append(image) or torch.zeros(2, 4, 16, 16)
+    old._discriminator_step(hq, torch.randn(2, 4, 16, 16))
+    assert len(seen) == 1 and torch.equal(seen[0], hq)
+
+
+def test_validation_reports_the_paper_metrics_present_after_the_colour_fix(tiny_weights, train_images, tmp_path,
+                                                                          one_thread, dists_cache, monkeypatch):
+    from bench.metrics.caches import cache_environment
+    from bench.core.protocol import JpegProtocol
+    from methods.codiff.training.data import build_val_pairs
+
+    for key, value in cache_environment(dists_cache).items():
+        monkeypatch.setenv(key, value)
+    config = codiff_config(tiny_weights, train_images, tmp_path, loss={"gan": 0.0},
+                           val={"metrics": ["dists", "lpips"], "color_fix": "adain"})
+    task, _ = built_task(config)
+    assert config.val.qfs == [10] and set(task.config.val.metrics) == {"dists", "lpips"}
+    pairs = build_val_pairs(config.val, JpegProtocol.from_dict(config.data.protocol))
+    rows = task.validate(pairs)
+    assert {"psnr", "ssim", "dists", "lq_psnr", "lq_ssim"} <= set(rows[0]) and "lpips" not in rows[0]
+    assert ".pth" in task.scores.skipped["lpips"]  # its weights are absent: skipped, saying which file
+    fixed = task.validate(pairs)[0]["psnr"]
+    task.config.val.color_fix = "none"
+    assert task.validate(pairs)[0]["psnr"] != fixed

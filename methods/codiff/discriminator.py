@@ -5,6 +5,8 @@ mid-block output: Conv(C -> 2C, k4, p1), GroupNorm(32), SiLU, Conv(2C -> 1, k4, 
 
 `features_grad=False` computes the UNet features without gradient, as the release does (its LoRA and
 context then never train and no gradient reaches the scored latents); the default lets gradients through.
+The LoRA starts as the release's (peft's default init: B = 0, so the adapted UNet starts as the base one).
+`PristineLatents` gives the real latents as the release makes them: HQ through SD's own VAE encoder.
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ class LatentDiscriminator(nn.Module):
         unet.up_blocks = nn.ModuleList()
         unet.conv_norm_out = unet.conv_act = unet.conv_out = None
         unet.requires_grad_(False)
-        unet.add_adapter(LoraConfig(r=lora_rank, init_lora_weights="gaussian", target_modules=list(LORA_TARGETS)),
-                         adapter_name=ADAPTER)
+        unet.add_adapter(LoraConfig(r=lora_rank, target_modules=list(LORA_TARGETS)), adapter_name=ADAPTER)
         self.unet = unet
         self.timestep = int(timestep)
         self.context = nn.Parameter(torch.randn(1, context_tokens, config.cross_attention_dim))
@@ -83,3 +84,23 @@ class LatentDiscriminator(nn.Module):
             raise ValueError(f"latents of {tuple(z.shape[-2:])} give a {tuple(h.shape[-2:])} mid-block map; the "
                              "head's two 4x4 convolutions need at least 3x3 (train on larger patches)")
         return self.head(h)
+
+
+class PristineLatents(nn.Module):
+    """The release's real latents: HQ in [0, 1] through a frozen copy of SD's VAE encoder without adapters,
+    a posterior sample (global RNG) times the scaling factor. Takes ownership of `vae` and drops its decoder."""
+
+    def __init__(self, vae: nn.Module) -> None:
+        super().__init__()
+        if getattr(vae, "_hf_peft_config_loaded", False):
+            raise ValueError("the real latents need SD's own VAE, without LoRA adapters")
+        vae.decoder = None
+        self.vae = vae.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> PristineLatents:
+        return super().train(False)  # frozen
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        posterior = self.vae.encode(image * 2 - 1).latent_dist
+        return posterior.sample() * self.vae.config.scaling_factor

@@ -8,15 +8,18 @@
   prompt         cave (default: condition on proj(CaVE(lq)), the paper) | learnable | empty: condition on the
                  fixed prompt embedding that stage-2 training exported for the Table 3 ablations
   prompt_path    that embedding (this project's format; default: `prompt` beside the codiff checkpoint)
-  dtype          fp32 (default; the fast path on CPUs) | fp16 (the release's setting on GPUs) | bf16
+  dtype          auto (default: fp32 on CPUs, where bf16's error was measured too large; fp16 on CUDA, the
+                 release's setting) | fp32 | fp16 | bf16; see methods/codiff/README.md, "Precision"
   color_fix      adain (default, as the release) | wavelet | none
   merge_lora     fold LoRA into the base weights before inference (default true: faster, same output
                  within 1e-3 on the parity test)
   sample_latent  sample the VAE posterior instead of taking its mode (default false); seed seeds it
   release_quantization  truncate to 8 bits around the colour fix as the release's script does (default false)
   tiles          {vae_encoder_tile, vae_encoder_overlap (pixels), vae_decoder_tile, vae_decoder_overlap,
-                 latent_tile, latent_overlap (latent pixels), cave_tile, cave_overlap (pixels)}: see
-                 methods.codiff.options.TileConfig; a tile of 0 disables tiling for that stage.
+                 latent_tile, latent_overlap (latent pixels), cave_tile, cave_overlap (pixels), latent_tiling}:
+                 see methods.codiff.options.TileConfig; a tile of 0 disables tiling for that stage;
+                 latent_tiling: release (default: the release's UNet tile placement and Gaussian weights) |
+                 even (tiles shrunk to share the latent evenly, a symmetric Gaussian)
 
 `cave` config: cave (as above), tile / tile_overlap (pixels, 0 = whole image).
 """

@@ -11,8 +11,9 @@ from typing import Literal
 
 from bench.core.errors import ConfigError
 
-Dtype = Literal["fp32", "fp16", "bf16"]
+Dtype = Literal["auto", "fp32", "fp16", "bf16"]  # auto: fp32 on CPUs, fp16 on CUDA (see pipeline.AUTO_DTYPES)
 ColorFix = Literal["adain", "wavelet", "none"]
+LatentTiling = Literal["release", "even"]
 PromptSource = Literal["cave", "learnable", "empty"]
 
 
@@ -24,6 +25,8 @@ def _check_tile(stage: str, tile: int, overlap: int) -> None:
 @dataclass(frozen=True)
 class TileConfig:
     """Tile sizes and overlaps of the four tiled stages; a tile of 0 disables tiling for that stage.
+    `latent_tiling`: `release` (the release's UNet tile placement and Gaussian weights) or `even` (tiles shrunk
+    to share the latent evenly, a symmetric Gaussian).
 
     UNet tiles follow the release (96 latent pixels overlapping by 32), and so does the VAE encoder's tile
     (1024 pixels). The VAE decoder's is smaller than the release's 224 latent pixels (1792 pixels, about
@@ -40,6 +43,7 @@ class TileConfig:
     latent_overlap: int = 32
     cave_tile: int = 2048
     cave_overlap: int = 256
+    latent_tiling: LatentTiling = "release"
 
     def __post_init__(self) -> None:
         for stage in ("vae_encoder", "vae_decoder", "latent", "cave"):
@@ -54,7 +58,7 @@ class PipelineConfig:
     release's test script does through PIL (off: the harness rounds once when it saves the PNG).
     """
 
-    dtype: Dtype = "fp32"
+    dtype: Dtype = "auto"
     color_fix: ColorFix = "adain"
     merge_lora: bool = True
     sample_latent: bool = False

@@ -14,10 +14,19 @@ from methods.codiff.cave import CaVE
 from methods.codiff.colorfix import color_fix
 from methods.codiff.generator import CODiffGenerator
 from methods.codiff.options import PipelineConfig
-from methods.codiff.tiling import tiled_map
+from methods.codiff.tiling import release_latent_map, tiled_map
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# `dtype: auto` per device type. CPU: fp32, because bf16 moves many output values by more than 2 levels
+# (methods/codiff/README.md, "Precision"). CUDA: fp16, the release's test setting, which produced the paper's
+# numbers (its error against fp32 is measured by methods.codiff.precision on a GPU). Others: fp32.
+AUTO_DTYPES = {"cpu": "fp32", "cuda": "fp16"}
 CAVE_STRIDE = 32  # CaVE's token grid is 1/32 of the image
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> str:
+    """The dtype to run: `dtype` itself, or for auto the default of the device's type (AUTO_DTYPES)."""
+    return AUTO_DTYPES.get(device.type, "fp32") if dtype == "auto" else dtype
 
 
 def _truncate8(x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +49,8 @@ class CODiffPipeline:
         if self.config.merge_lora:
             generator.merge_lora()  # merged in float32, before any cast
         generator.sample_latent = self.config.sample_latent
-        self.generator = generator.to(self.device, DTYPES[self.config.dtype]).eval()
+        self.dtype = resolve_dtype(self.config.dtype, self.device)
+        self.generator = generator.to(self.device, DTYPES[self.dtype]).eval()
         self.cave = cave.to(self.device, torch.float32).eval() if cave is not None else None
         self.prompt = prompt.to(self.device, self.generator.dtype) if prompt is not None else None
 
@@ -66,8 +76,9 @@ class CODiffPipeline:
         if not tiles.latent_tile or lh * lw <= tiles.latent_tile ** 2:  # the release's criterion: area
             eps = gen.predict_noise(z, hidden)
         else:
-            eps = tiled_map(lambda t: gen.predict_noise(t, hidden), z, tiles.latent_tile, tiles.latent_overlap)
-        z_h = gen.step(z, eps.to(gen.dtype))
+            tiler = release_latent_map if tiles.latent_tiling == "release" else tiled_map
+            eps = tiler(lambda t: gen.predict_noise(t, hidden), z, tiles.latent_tile, tiles.latent_overlap)
+        z_h = gen.step(z, eps)  # the blended prediction stays float32, as the release's
         out = tiled_map(gen.decode, z_h, tiles.vae_decoder_tile, tiles.vae_decoder_overlap, up=f)
         return out[..., :h, :w].float()
 

@@ -78,3 +78,23 @@ def write_standin_weights(folder: str | Path, seed: int = 0) -> dict[str, Path]:
     save_codiff_checkpoint(checkpoint, paths["codiff"], "official")
     save_cave_official(tiny_cave(seed), paths["cave"])
     return paths
+
+
+def write_tiny_text_encoder(sd_dir: str | Path, seed: int = 0) -> None:
+    """Add `text_encoder/` and `tokenizer/` to an SD folder: a one-layer CLIP text model of SD 2.1's width (1024)
+    over a three-token vocabulary, enough for the empty prompt."""
+    import json
+    import tempfile
+
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    sd_dir = Path(sd_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab, merges = Path(scratch) / "vocab.json", Path(scratch) / "merges.txt"
+        vocab.write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1, "!": 2}))
+        merges.write_text("#version: 0.2\n")
+        CLIPTokenizer(str(vocab), str(merges), pad_token="!").save_pretrained(sd_dir / "tokenizer")
+    torch.manual_seed(seed)
+    CLIPTextModel(CLIPTextConfig(vocab_size=3, hidden_size=1024, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+                                 pad_token_id=2)).save_pretrained(sd_dir / "text_encoder")

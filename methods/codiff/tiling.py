@@ -1,10 +1,12 @@
 """Memory-bounded inference on images of any size: run a function on overlapping tiles and blend the
-results with Gaussian weights (the release's latent-tiling weights: variance 0.01 of the tile size squared).
+results with Gaussian weights (variance 0.01 of the tile size squared, as the release's latent tiling).
 
-One helper serves the three stages of CODiff: the VAE encoder (pixels -> latent, factor 1/8), the UNet
-(latent -> latent) and the VAE decoder (latent -> pixels, factor 8). Peak memory is set by the tile size,
-not by the image size; the output accumulators (the full-size result and its weight sum) are the only
-whole-image buffers.
+`release_latent_map` is the release's UNet tiling, placement and weights included (parity-tested):
+square tiles on a fixed grid, the last row and column pushed back inside, an asymmetric Gaussian.
+`tiled_map` serves the VAE encoder (pixels -> latent, factor 1/8), the VAE decoder (latent -> pixels,
+factor 8), CaVE, and the UNet when `latent_tiling: even` is chosen: its tiles shrink to share the length
+evenly and its Gaussian is centred symmetrically. Peak memory is set by the tile size, not by the image
+size; the output accumulators (the full-size result and its weight sum) are the only whole-image buffers.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Callable
 import torch
 
 GAUSSIAN_VAR = 0.01
+LATENT_TILINGS = ("release", "even")
 
 
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
@@ -31,6 +34,52 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tup
     last = (length - size) // align * align
     starts = sorted({round(i * last / (count - 1) / align) * align for i in range(count)})
     return [(s, s + size) for s in starts[:-1]] + [(starts[-1], length)]
+
+
+def release_tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Starts of the release's tiles of exactly `tile` along an axis of `length` >= tile: the fewest n with
+    (n - 1) * (tile - overlap) + tile >= length, at i * (tile - overlap), the last pushed back to end at
+    `length`."""
+    if not 0 <= overlap < tile <= length:
+        raise ValueError(f"release tiles need 0 <= overlap < tile <= length, got {overlap}, {tile}, {length}")
+    count = 1 + max(0, -(-(length - tile) // (tile - overlap)))
+    return [i * (tile - overlap) for i in range(count - 1)] + [length - tile]
+
+
+def release_gaussian_weights(tile: int, device: torch.device | None = None) -> torch.Tensor:
+    """The release's (tile, tile) blending weights, float64: a Gaussian (variance 0.01 * tile^2) centred at
+    tile / 2 along the height and (tile - 1) / 2 along the width."""
+    x = torch.arange(tile, dtype=torch.float64)
+
+    def axis(mid: float) -> torch.Tensor:
+        return torch.exp(-((x - mid) ** 2) / (tile * tile) / (2 * GAUSSIAN_VAR)) / math.sqrt(2 * math.pi * GAUSSIAN_VAR)
+
+    return torch.outer(axis(tile / 2), axis((tile - 1) / 2)).to(device)
+
+
+def release_latent_map(fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, tile: int,
+                       overlap: int) -> torch.Tensor:
+    """fn (a UNet: (B, C, t, t) -> (B, C', t, t)) on the release's latent tiles, blended as the release blends
+    them; float32. The caller applies the release's area test (tile only when h * w > tile^2).
+
+    The tile is min(tile, h, w), so tiles are square; where that falls to `overlap` or below (a long thin
+    latent: the release's loop never ends there), this falls back to `tiled_map`'s even tiles.
+    """
+    h, w = z.shape[-2:]
+    side = min(tile, h, w)
+    if side <= overlap:
+        return tiled_map(fn, z, tile, overlap)
+    weights = release_gaussian_weights(side, z.device)
+    out = weight_sum = None
+    for left in release_tile_starts(w, side, overlap):  # the release's order: columns outer, rows inner
+        for top in release_tile_starts(h, side, overlap):
+            y = fn(z[..., top:top + side, left:left + side])
+            if out is None:
+                out = torch.zeros((*y.shape[:2], h, w), device=y.device)
+                weight_sum = torch.zeros((h, w), device=y.device)
+            out[..., top:top + side, left:left + side] += y * weights  # float64 product, float32 sum
+            weight_sum[top:top + side, left:left + side] += weights
+    return out / weight_sum
 
 
 def gaussian_weights(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:

@@ -121,12 +121,13 @@ class AdamConfig:
 @dataclass
 class CaveModelConfig:
     """CaVE widths and depth, initialisation ('release': orthogonal gain 0.2, uniform BN weights; 'default':
-    PyTorch's), and whether BatchNorm statistics span the global batch of all processes."""
+    PyTorch's), and whether BatchNorm statistics span the global batch of all processes (`sync_batchnorm`;
+    off by default: each process normalises its own share, as the release's DataParallel replicas do)."""
 
     nc: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     nb: int = 4
     init: Literal["release", "default"] = "release"
-    sync_batchnorm: bool = True
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -168,6 +169,7 @@ class GeneratorModelConfig:
 
     `prompt`: cave (the CaVE embedding through `proj`), learnable (a trained 77x1024 embedding) or empty (the
     SD text encoder's embedding of ""). `gradient_checkpointing` trades compute for memory in the UNet.
+    `sample_latent`: the generator's input latent is a posterior sample (the release) instead of its mode.
     """
 
     sd_path: str = "weights/stable-diffusion-2-1-base"
@@ -175,6 +177,7 @@ class GeneratorModelConfig:
     lora_rank: int = 16
     prompt: Literal["cave", "learnable", "empty"] = "cave"
     gradient_checkpointing: bool = False
+    sample_latent: bool = False
 
 
 @dataclass
@@ -195,10 +198,24 @@ class CodiffLossConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    """The latent discriminator: UNet timestep and LoRA rank (null: the generator's)."""
+    """The latent discriminator: UNet timestep, LoRA rank (null: the generator's), and where its real latents
+    come from: `release` (HQ through SD's VAE encoder without adapters, a posterior sample, as the release) or
+    `generator` (the generator's LoRA-adapted encoder and its posterior choice)."""
 
     timestep: int = 199
     lora_rank: int | None = None
+    real_latents: Literal["release", "generator"] = "release"
+
+
+@dataclass
+class CodiffValConfig(ValConfig):
+    """Stage-2 validation as the release's: QF 10, the colour fix, the paper's metrics (each skipped, with the
+    reason logged, when its weights are absent) plus PSNR and SSIM."""
+
+    qfs: list[int] = field(default_factory=lambda: [10])
+    max_images: int | None = 10
+    color_fix: Literal["adain", "wavelet", "none"] = "adain"
+    metrics: list[str] = field(default_factory=lambda: ["lpips", "dists", "musiq", "maniqa", "clipiqa"])
 
 
 def _codiff_optim() -> AdamConfig:
@@ -221,4 +238,4 @@ class CodiffTrainConfig:
     disc_optim: AdamConfig = field(default_factory=_codiff_optim)
     train: LoopConfig = field(default_factory=_codiff_loop)
     data: DataConfig = field(default_factory=DataConfig)
-    val: ValConfig = field(default_factory=lambda: ValConfig(qfs=[5, 10, 20], max_images=10))
+    val: CodiffValConfig = field(default_factory=CodiffValConfig)

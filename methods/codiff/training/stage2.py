@@ -6,7 +6,10 @@ learned 77-token embedding, or the SD text encoder's embedding of the empty stri
 
 Each step: the generator minimises mse * MSE + dists * DISTS + gan * L_G, where L_G scores z_H with the
 discriminator held fixed for that step (its gradient reaches z_H, unless `release_gan_nograd`); then the
-discriminator minimises disc * L_D on VAE-encoded HQ latents against the detached z_H. Exports `codiff.pkl`
+discriminator minimises disc * L_D on real latents against the detached z_H: by default, as the release makes
+them, HQ through a frozen copy of SD's VAE encoder without adapters, sampled from its posterior.
+Validation follows the release's: the colour fix, then the paper's metrics where their weights are present,
+with PSNR and SSIM always. Exports `codiff.pkl`
 (the release's format) and `codiff.safetensors` + `codiff.json` (this project's), which the `codiff` method
 loads; with a prompt other than `cave`, `prompt.safetensors` + `prompt.json` hold the prompt embedding.
 """
@@ -24,10 +27,12 @@ from torch import nn
 
 from methods.codiff.cave import CaVE, load_cave
 from methods.codiff.checkpoint import PROMPT_KIND, save_codiff_checkpoint, save_project
-from methods.codiff.discriminator import LatentDiscriminator
+from methods.codiff.colorfix import color_fix
+from methods.codiff.discriminator import LatentDiscriminator, PristineLatents
 from methods.codiff.generator import CODiffGenerator, release_lora_spec
 from methods.codiff.sd import load_sd_components, resolve_sd_path
-from methods.codiff.training.config import CodiffTrainConfig, ConfigError
+from bench.core.errors import ConfigError
+from methods.codiff.training.config import CodiffTrainConfig
 from methods.codiff.training.data import ValPair
 from methods.codiff.training.losses import (
     DistsLoss,
@@ -45,6 +50,7 @@ from methods.codiff.training.validation import ValidationScores
 log = logging.getLogger(__name__)
 
 PROMPT_TOKENS = 77
+ALWAYS_VALIDATED = ("psnr", "ssim")
 
 
 def empty_prompt_embedding(sd_path: str) -> torch.Tensor:
@@ -120,15 +126,21 @@ class CodiffTask(TrainTask):
         self.use_gan = w.gan > 0
         self.find_unused_parameters = self.use_gan and w.release_gan_nograd
         self.dists: DistsLoss | None = None
+        self.real_latents: PristineLatents | None = None
+        self.scores: ValidationScores | None = None
 
     # -- building ----------------------------------------------------------------------------------------
     def build_modules(self) -> tuple[GeneratorObjective, LatentDiscriminator | None]:
-        """The generator objective and the discriminator (None without the GAN), in float32 on the CPU."""
+        """The generator objective and the discriminator (None without the GAN), in float32 on the CPU; with
+        the GAN and `discriminator.real_latents: release`, also `self.real_latents`."""
         cfg = self.config
         sd = load_sd_components(cfg.model.sd_path)
         disc_unet = copy.deepcopy(sd.unet) if self.use_gan else None
+        if self.use_gan and cfg.discriminator.real_latents == "release":
+            self.real_latents = PristineLatents(copy.deepcopy(sd.vae))  # before the generator's adapters
         rank = cfg.model.lora_rank
         generator = CODiffGenerator(sd, release_lora_spec(sd.unet, sd.vae, rank, rank))
+        generator.sample_latent = cfg.model.sample_latent
         generator.set_trainable()
         if cfg.model.gradient_checkpointing:
             generator.unet.enable_gradient_checkpointing()
@@ -152,6 +164,8 @@ class CodiffTask(TrainTask):
         if cfg.data.patch_size % factor or (cfg.val.crop or 0) % factor:
             raise ConfigError(f"data.patch_size and val.crop must be multiples of the VAE's factor {factor}")
         objective.to(accelerator.device).train()
+        if self.real_latents is not None:
+            self.real_latents.to(accelerator.device)
         if cfg.loss.dists:
             self.dists = DistsLoss().to(accelerator.device)
         modules: dict[str, nn.Module] = {"generator": objective}
@@ -212,7 +226,7 @@ class CodiffTask(TrainTask):
 
     def _discriminator_step(self, hq: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with torch.no_grad(), self.accelerator.autocast():
-            real = self.unwrap("generator").latents(hq)
+            real = self.real_latents(hq) if self.real_latents is not None else self.unwrap("generator").latents(hq)
         with self.accelerator.autocast():
             logits = self.modules["discriminator"](torch.cat([real, fake.to(real.dtype)]),
                                                    features_grad=not self.config.loss.release_gan_nograd)
@@ -229,15 +243,18 @@ class CodiffTask(TrainTask):
 
     @torch.no_grad()
     def validate(self, pairs: list[ValPair]) -> list[dict[str, Any]]:
-        objective = self.objective
+        objective, val = self.objective, self.config.val
+        if self.scores is None:  # the metrics' networks are built once
+            self.scores = ValidationScores(ALWAYS_VALIDATED, val.metrics, self.device)
+        scores = self.scores.fresh()
         objective.eval()
-        scores = ValidationScores()
         try:
             for pair in pairs:
                 with self.accelerator.autocast():
                     out, _ = objective(pair.lq.to(self.device))
-                scores.add_images(pair.qf, pair.lq, pair.hq, prefix="lq_")
-                scores.add_images(pair.qf, out.float(), pair.hq)
+                out = color_fix(out.float().cpu(), pair.lq, val.color_fix)
+                scores.add_images(pair.qf, pair.lq, pair.hq, prefix="lq_", names=ALWAYS_VALIDATED)
+                scores.add_images(pair.qf, out, pair.hq)
         finally:
             objective.train()
         return scores.rows()

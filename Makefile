@@ -25,7 +25,7 @@ lock: $(STAMP)
 	$(PY) scripts/lock_constraints.py $(CONSTRAINTS)
 
 run: $(STAMP)
-	$(VENV)/bin/codiff-bench run --config configs/default.yaml
+	$(VENV)/bin/codiff-bench run
 
 test: $(STAMP)
 	$(PY) -m pytest -q

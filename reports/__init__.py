@@ -1,4 +1,8 @@
-"""Reports rendered from stored run results only: tables, plots, t-SNE and the HTML page."""
+"""Reports rendered from stored run results only: tables, plots, analyses' figures and the HTML page.
+
+Reports read a run folder through the results store (read-only) and the base layer; they import no method and
+no run engine, and take every label and direction from what the run recorded.
+"""
 
 from __future__ import annotations
 

@@ -155,7 +155,7 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
                 return _convert(option, value, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} does not fit {_describe(hint)}")
+        raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
     if dataclasses.is_dataclass(hint):
         if dataclasses.is_dataclass(value) and isinstance(value, hint):
             return value
@@ -198,6 +198,11 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     return value
 
 
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+          dict: "a mapping", type(None): "null"}
+
+
 def _describe(hint: Any) -> str:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return " or ".join(getattr(a, "__name__", str(a)) for a in args)
+    """`int | None` as 'an integer or null', for messages."""
+    return " or ".join(_KINDS.get(typing.get_origin(a) or a, getattr(a, "__name__", str(a)))
+                       for a in typing.get_args(hint))

@@ -1,5 +1,6 @@
-"""Complexity profiling (`codiff-bench profile`): parameters, MACs, latency and memory of full-size architectures
-from `methods.architectures`, beside the paper's Table 2.
+"""Complexity profiling (`codiff-bench profile`): parameters, MACs, latency and memory of full-size architectures,
+beside the paper's Table 2. `architecture` defines what an architecture is and the `architecture` registry
+(entries: factories, declared as entry points; this project's are in `methods.architectures`).
 
 `profile_methods(ProfileOptions(...))` measures; `write_outputs(...)` writes profile.json / .csv / .tex and the
 breakdowns; `format_rows` prints the table.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,24 +23,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_training_command(args: argparse.Namespace, config_cls: type, task_factory: Callable[[Any], Any]) -> int:
-    """Load the config, run the Trainer, print a JSON summary; user errors exit with status 2."""
+    """Load the config, run the Trainer, print a JSON summary (a user's mistake is a BenchError: the CLI prints
+    it and exits with status 2)."""
     from bench.core.config import load_config
-    from bench.core.errors import ConfigError
-    from bench.core.lock import RunFolderBusy
-    from bench.core.protocol import ProtocolError
-    from bench.datasets import DatasetError
-    from methods.base import MethodError
     from methods.codiff.training.trainer import RunOptions, Trainer
 
-    try:
-        overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
-        config = load_config(config_cls, args.config, overrides)
-        options = RunOptions(max_steps=args.max_steps, dry_run=args.dry_run, resume=args.resume,
-                             progress=not args.quiet)
-        result = Trainer(task_factory(config), options).run()
-    except (ConfigError, MethodError, DatasetError, ProtocolError, RunFolderBusy) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
+    config = load_config(config_cls, args.config, overrides, what="training config")
+    options = RunOptions(max_steps=args.max_steps, dry_run=args.dry_run, resume=args.resume, progress=not args.quiet)
+    result = Trainer(task_factory(config), options).run()
     if not result.main_process:
         return 0
     print(json.dumps({"step": result.step, "losses": result.losses, "validation": result.validation,

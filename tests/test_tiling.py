@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench.core.config import from_dict
 from methods.codiff.options import TileConfig
 from methods.codiff.tiling import (
     gaussian_weights,
@@ -104,8 +105,8 @@ def test_tiled_map_matches_a_local_conv_away_from_tile_edges():
 def test_tile_config_validates():
     with pytest.raises(ValueError):
         TileConfig(latent_tile=32, latent_overlap=32)
-    with pytest.raises(ValueError, match="latent_tiling"):
-        TileConfig(latent_tiling="square")
+    with pytest.raises(ValueError, match="latent_tiling: 'square' is not one of 'release', 'even'"):
+        from_dict(TileConfig, {"latent_tiling": "square"})
 
 
 # -- the tiny CODiff model ------------------------------------------------------------------------------

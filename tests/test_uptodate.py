@@ -25,8 +25,7 @@ def engine_calls(monkeypatch) -> list[str]:
 
 
 def test_only_a_changed_run_starts_the_engine(tmp_path, image_folder, engine_calls, capsys):
-    images = tmp_path / "images"
-    shutil.copytree(image_folder, images)
+    images = image_folder
     argv = ["run", "--images", str(images), "--methods", "jpeg", "--qf", "10", "--metrics", "psnr",
             "--run-dir", str(tmp_path / "run"), "--no-report", "--quiet"]
     assert main(argv) == 0 and len(engine_calls) == 1
@@ -46,8 +45,7 @@ def test_only_a_changed_run_starts_the_engine(tmp_path, image_folder, engine_cal
 
 
 def test_a_run_with_errors_is_never_taken_as_finished(tmp_path, image_folder, engine_calls):
-    images = tmp_path / "images"
-    shutil.copytree(image_folder, images)
+    images = image_folder
     (images / "broken.png").write_bytes(b"not a png")
     argv = ["run", "--images", str(images), "--methods", "jpeg", "--qf", "10", "--metrics", "psnr",
             "--run-dir", str(tmp_path / "run"), "--no-report", "--quiet"]

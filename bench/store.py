@@ -268,6 +268,10 @@ class ResultsStore:
                                    "AND t.stage = 'restore'").fetchone()[0]
         return int(outputs + failed)
 
+    def fingerprints(self) -> dict[str, str]:
+        """The run's methods: label -> fingerprint (what invalidates their stored rows)."""
+        return {r["method"]: r["fingerprint"] for r in self.conn.execute("SELECT method, fingerprint FROM methods")}
+
     def methods(self) -> dict[str, dict[str, Any]]:
         return {r["method"]: json.loads(r["description"]) for r in self.conn.execute("SELECT * FROM methods")}
 

@@ -192,10 +192,15 @@ def _flatten(value: Any, prefix: str) -> dict[str, str]:
         for k, v in value.items():
             out.update(_flatten(v, f"{prefix}.{k}"))
         return out
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        out = {}
+    if isinstance(value, list) and value and all(isinstance(v, (str, dict)) for v in value):
+        out = {}  # entries (methods, variants, metrics) keyed by name, so that one added or changed entry shows alone
         for i, v in enumerate(value):
-            out.update(_flatten(v, f"{prefix}.{v.get('name') or v.get('method') or i}"))
+            if isinstance(v, dict):
+                name = v.get("name") or v.get("method") or i
+                v = {k: item for k, item in v.items() if k != "name"}
+            else:
+                name = v
+            out.update(_flatten(v, f"{prefix}.{name}"))
         return out
     return {prefix: json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)}
 

@@ -65,10 +65,7 @@ def metric_vs_rate(points: pd.DataFrame, methods: list[str], metrics: list[str],
 
 def _metric_lines(part: pd.DataFrame, x: str, xlabel: str, methods: list[str], metrics: list[str], labels: Labels,
                   title: str, folder: Path, stem: str, *, log_x: bool = False) -> list[Path]:
-    plt = _pyplot()
-    cols = min(4, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = _panels(len(metrics), 3.6, 2.9)
     for ax, metric in zip(axes.flat, metrics):
         for method in methods:
             line = part[(part["metric"] == metric) & (part["method"] == method)].sort_values(x)
@@ -86,25 +83,14 @@ def _metric_lines(part: pd.DataFrame, x: str, xlabel: str, methods: list[str], m
             for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
                 axis(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.set_visible(False)
-    handles, legend = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, legend, loc="upper center", ncol=min(len(legend), 6), frameon=False,
-                   bbox_to_anchor=(0.5, 1.0 + 0.06 / rows))
-    fig.suptitle(plain(title), y=1.0 + 0.14 / rows)
-    fig.tight_layout()
-    return save(fig, folder, stem)
+    return _finish(fig, axes, len(metrics), title, folder, stem)
 
 
 def drops(pooled: pd.DataFrame, methods: list[str], variants: list[str], metrics: list[str], labels: Labels,
           title: str, folder: Path, stem: str) -> list[Path]:
     """One panel per metric: each method's drop from the clean protocol per variant, with its 95% interval."""
-    plt = _pyplot()
     metrics = [m for m in metrics if m in set(pooled["metric"])]
-    cols = min(4, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, (1.4 + 0.42 * len(variants)) * rows), squeeze=False)
+    fig, axes = _panels(len(metrics), 3.8, 1.4 + 0.42 * len(variants))
     step = 0.8 / max(1, len(methods))
     for ax, metric in zip(axes.flat, metrics):
         for i, method in enumerate(methods):
@@ -119,7 +105,20 @@ def drops(pooled: pd.DataFrame, methods: list[str], variants: list[str], metrics
         ax.invert_yaxis()
         ax.set_title(f"{labels.metric(metric)}: drop")
         ax.grid(axis="x", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    return _finish(fig, axes, len(metrics), title, folder, stem)
+
+
+def _panels(count: int, width: float, height: float):
+    """A figure with one panel per item, four to a row."""
+    cols = min(4, count)
+    rows = math.ceil(count / cols)
+    return _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+
+
+def _finish(fig, axes, used: int, title: str, folder: Path, stem: str) -> list[Path]:
+    """Hide unused panels, put the first panel's legend and the title above, and save."""
+    rows = axes.shape[0]
+    for ax in list(axes.flat)[used:]:
         ax.set_visible(False)
     handles, legend = axes.flat[0].get_legend_handles_labels()
     if handles:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from bench.core.degradation import Step, parse_step
+from bench.core.degradation import parse_step
 from bench.core.errors import BenchError
 
 Codec = Literal["opencv", "pillow", "simplejpeg"]
@@ -24,6 +24,7 @@ Subsampling = Literal["420", "422", "444"]
 Resize = Literal["lanczos", "crop", "none"]
 
 _PILLOW_SUBSAMPLING = {"444": 0, "422": 1, "420": 2}
+_NO_SIMPLEJPEG = "codec 'simplejpeg' needs the simplejpeg package (pip install simplejpeg)"
 
 
 class ProtocolError(BenchError, ValueError):
@@ -124,7 +125,7 @@ class JpegProtocol:
                 try:
                     import simplejpeg  # noqa: F401
                 except ImportError:
-                    return "codec 'simplejpeg' needs the simplejpeg package (pip install simplejpeg)"
+                    return _NO_SIMPLEJPEG
         return None
 
     def reference(self, hq: np.ndarray) -> np.ndarray:
@@ -194,7 +195,7 @@ def _encode_simplejpeg(rgb: np.ndarray, quality: int, subsampling: str) -> bytes
     try:
         import simplejpeg
     except ImportError as exc:
-        raise ProtocolError("codec 'simplejpeg' needs the simplejpeg package (pip install simplejpeg)") from exc
+        raise ProtocolError(_NO_SIMPLEJPEG) from exc
     return simplejpeg.encode_jpeg(np.ascontiguousarray(rgb), quality=quality, colorspace="RGB",
                                   colorsubsampling=subsampling)
 

@@ -110,3 +110,13 @@ def test_simplejpeg_codec_writes_what_simplejpeg_writes():
     data = JpegProtocol(codec="simplejpeg", subsampling="422").encode(rgb, 40)
     assert data == simplejpeg.encode_jpeg(rgb, quality=40, colorspace="RGB", colorsubsampling="422")
     assert decode_jpeg(data).shape == rgb.shape
+
+
+def test_the_robustness_config_names_distinct_variants():
+    from pathlib import Path
+
+    config = RunConfig.from_file(Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml")
+    config.validate()
+    variants = config.protocol_variants()
+    assert variants[0].label == "clean" and len(variants) == 9 and len({v.key for v in variants}) == 9
+    assert len(config.qf) >= 4  # a cubic rate-quality fit per method

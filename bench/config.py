@@ -2,7 +2,8 @@
 
 `methods` entries are names or mappings (`MethodSpec.parse`); `method_defaults` gives options once for every
 entry of a method (for example the Stable Diffusion folder of all `codiff` rows); `analyses` lists post-run
-analyses by name or `{name: ..., options}`.
+analyses by name or `{name: ..., options}`; `variants` lists protocol variants run beside the protocol
+(`Variant.parse`), each its own block of results under its own protocol key.
 """
 
 from __future__ import annotations
@@ -47,6 +48,39 @@ class MethodSpec:
         return cls(label=str(label), method=str(method), config=options)
 
 
+CLEAN = "clean"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A labelled protocol of a run: the run's own protocol ('clean') or a degraded variant of it."""
+
+    label: str
+    protocol: JpegProtocol
+
+    @property
+    def key(self) -> str:
+        return self.protocol.key()
+
+    @classmethod
+    def parse(cls, entry: Any, base: JpegProtocol) -> "Variant":
+        """A variant from a config entry: `{name: LABEL, ...protocol values}`, the values replacing the base
+        protocol's, e.g. `{name: double-90, before: [{jpeg: 90}]}` or `{name: pillow, codec: pillow}`."""
+        if not isinstance(entry, dict) or not entry.get("name"):
+            raise ConfigError(f"a variant is a mapping with a `name` and protocol values, e.g. {{name: double-90, "
+                              f"before: [{{jpeg: 90}}]}}; got {entry!r}")
+        values = dict(entry)
+        label = str(values.pop("name"))
+        if not values:
+            raise ConfigError(f"variant {label!r} changes nothing in the protocol")
+        merged = {k: v for k, v in base.to_dict().items() if k != "quality"}
+        merged.update(values)
+        try:
+            return cls(label, JpegProtocol.from_dict(merged))
+        except ConfigError as exc:
+            raise ConfigError(f"variant {label!r}: {exc}") from None
+
+
 @dataclass
 class RunConfig:
     """Everything a run needs.
@@ -64,6 +98,7 @@ class RunConfig:
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     protocol: JpegProtocol = field(default_factory=JpegProtocol)
     analyses: list[Any] = field(default_factory=list)
+    variants: list[Any] = field(default_factory=list)
     run_dir: str = "runs/default"
     data_root: str | None = None
     limit: int | None = None
@@ -116,6 +151,7 @@ class RunConfig:
             raise ConfigError(f"limit must be a whole number of images of at least 1 (or absent for every image), "
                               f"got {self.limit!r}")
         self.method_specs()
+        self.protocol_variants()
 
     def method_specs(self) -> list[MethodSpec]:
         specs = [MethodSpec.parse(m, self.method_defaults) for m in self.methods]
@@ -125,8 +161,19 @@ class RunConfig:
             raise ConfigError(f"method labels must be unique: {sorted(dupes)} (give each entry a `name`)")
         return specs
 
+    def protocol_variants(self) -> list[Variant]:
+        """The protocol ('clean') followed by the configured variants; labels and protocols must be unique."""
+        variants = [Variant(CLEAN, self.protocol)] + [Variant.parse(v, self.protocol) for v in self.variants]
+        for what, values in (("label", [v.label for v in variants]), ("protocol", [v.key for v in variants])):
+            twice = sorted({x for x in values if values.count(x) > 1})
+            if twice:
+                names = [v.label for v in variants if (v.label if what == "label" else v.key) in twice]
+                raise ConfigError(f"variants must differ in {what}: {', '.join(names)} (the run's own protocol is "
+                                  f"'{CLEAN}')")
+        return variants
+
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        return {**to_dict(self), "protocol": self.protocol.to_dict()}
 
 
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> RunConfig:

@@ -14,10 +14,10 @@ from typing import Any
 from bench.config import RunConfig
 from bench.core.terminal import shown
 
-DATA, WEIGHTS, INPUTS, CONFIG, METRICS, ENV = (
+DATA, WEIGHTS, INPUTS, CONFIG, METRICS, ENV, PACKAGES = (
     "data sets", "method weights", "method inputs (precomputed outputs, commands)", "configuration",
-    "metric weights", "environment variables")
-GROUPS = (ENV, DATA, WEIGHTS, INPUTS, METRICS, CONFIG)
+    "metric weights", "environment variables", "Python packages (protocol variants skipped without them)")
+GROUPS = (ENV, DATA, WEIGHTS, INPUTS, METRICS, PACKAGES, CONFIG)
 _UNSET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -38,6 +38,7 @@ class Plan:
 
     config: RunConfig
     blocks: list[Block] = field(default_factory=list)
+    variants: list[str] = field(default_factory=lambda: ["clean"])  # protocol variants that would run
     missing: dict[str, list[str]] = field(default_factory=lambda: {g: [] for g in GROUPS})
 
     @property
@@ -51,11 +52,13 @@ class Plan:
     def render(self) -> str:
         cfg = self.config
         source = ", ".join(cfg.sources) or "the default configuration"
-        units = sum(b.images or 0 for b in self.blocks)
+        units = sum(b.images or 0 for b in self.blocks) * len(self.variants)
+        each = "" if len(self.variants) == 1 else f" under each of {len(self.variants)} protocol variants"
         lines = [f"Dry run of {source}: nothing is computed or written.",
                  f"run folder: {cfg.run_dir}; protocol: {cfg.protocol.to_dict()}",
                  f"metrics: {', '.join(cfg.metrics)}",
-                 f"{len(self.blocks)} blocks (dataset x QF x method), {units} image restorations:", ""]
+                 *([f"protocol variants: {', '.join(self.variants)}"] if each else []),
+                 f"{len(self.blocks)} blocks (dataset x QF x method){each}, {units} image restorations:", ""]
         width = max([len(b.dataset) for b in self.blocks] + [7])
         mwidth = max([len(b.method) for b in self.blocks] + [6])
         lines.append(f"  {'dataset':<{width}}  {'QF':>3}  {'method':<{mwidth}}  {'images':>6}  status")
@@ -92,6 +95,9 @@ def plan_run(config: RunConfig) -> Plan:
         plan.add(CONFIG, f"{label}: {why}")
     for name, reason in run.skipped_metrics.items():
         plan.add(METRICS, f"{name}: {reason}")
+    plan.variants = [v.label for v in run.variants]
+    for label, reason in run.skipped_variants.items():
+        plan.add(PACKAGES, f"variant {label}: {reason}")
     absent = {name: _expected_count(name, config) for name in run.absent_datasets}
     for spec in config.method_specs():
         _plan_method(spec.label, run, runner, absent, plan)

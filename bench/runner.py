@@ -1,4 +1,5 @@
-"""The run engine: for every method, dataset, QF and image, make or reuse the LQ, restore, save, score.
+"""The run engine: for every protocol variant, method, dataset, QF and image, make or reuse the LQ, restore,
+save, score.
 
 Every unit of work is keyed in the results store by the method's fingerprint and the protocol, so a
 killed run resumes where it stopped, a second run with nothing changed recomputes nothing, and a changed
@@ -21,12 +22,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from bench.analysis import Analysis, AnalysisInputs, create_analysis
-from bench.config import RunConfig
-from bench.core.atomic import (
-    atomic_write_bytes,
-    atomic_write_text,
-    remove_stale_temporaries,
-)
+from bench.config import CLEAN, RunConfig, Variant
+from bench.core.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from bench.core.device import checked_device
 from bench.core.errors import BenchError, UnknownNameError
 from bench.core.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8
@@ -70,11 +67,12 @@ class ImageEntry:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One image restored by one method at one QF."""
+    """One image restored by one method at one QF, under one protocol variant (None: the run's protocol)."""
 
     method: str
     entry: ImageEntry
     qf: int
+    variant: Variant | None = None
 
 
 @dataclass
@@ -110,6 +108,8 @@ class RunPlan:
     absent_datasets: dict[str, str] = field(default_factory=dict)  # lenient plans only: name -> why
     broken_methods: dict[str, str] = field(default_factory=dict)  # lenient plans only: label -> why
     method_weights: list[str] = field(default_factory=list)  # every weight file the methods name
+    variants: list[Variant] = field(default_factory=list)  # the run's protocol first, then those that can run
+    skipped_variants: dict[str, str] = field(default_factory=dict)  # label -> why (an encoder not installed)
 
 
 class Runner:
@@ -122,6 +122,7 @@ class Runner:
         self.run_dir = Path(config.run_dir)
         self.protocol: JpegProtocol = config.protocol
         self.pkey = self.protocol.key()
+        self.clean = Variant(CLEAN, self.protocol)
         self.progress = progress and self.shard.is_main
 
     # -- public ---------------------------------------------------------------------------------------
@@ -160,8 +161,22 @@ class Runner:
         metrics, skipped_metrics = check_metrics(self.config.metrics, strict=self.config.strict and not lenient)
         broken: dict[str, str] = {}
         methods, skipped_methods, weight_paths = self._create_methods(broken if lenient else None)
+        variants, skipped_variants = self._check_variants(strict=self.config.strict and not lenient)
         return RunPlan(datasets, self.entries(datasets), methods, metrics, analyses, skipped_methods,
-                       skipped_metrics, absent, broken, weight_paths)
+                       skipped_metrics, absent, broken, weight_paths, variants, skipped_variants)
+
+    def _check_variants(self, *, strict: bool) -> tuple[list[Variant], dict[str, str]]:
+        """The protocol variants that can run here, and those skipped (an encoder's package is absent)."""
+        variants, skipped = [], {}
+        for variant in self.config.protocol_variants():
+            why = variant.protocol.missing()
+            if why and (strict or variant.label == self.clean.label):
+                raise ProtocolError(f"protocol {variant.label!r}: {why}")
+            if why:
+                skipped[variant.label] = why
+            else:
+                variants.append(variant)
+        return variants, skipped
 
     def datasets(self, absent: dict[str, str] | None = None) -> list[Dataset]:
         """The configured datasets, resolved (raises DatasetError with what is expected where, or records it
@@ -208,6 +223,7 @@ class Runner:
         if main:
             store.set_skipped("metric", plan.skipped_metrics)
             store.set_skipped("method", plan.skipped_methods)
+            store.set_skipped("variant", plan.skipped_variants)
             store.set_skipped("file", {f"{ds.name}/{printable_id(image)}": reason
                                        for ds in datasets for image, reason in ds.left_out})
             warnings = jpeg_reference_warnings(entries)
@@ -226,6 +242,8 @@ class Runner:
         if main:
             store.set_meta("protocol", self.protocol.to_dict())
             store.set_meta("protocol_key", self.pkey)
+            store.set_meta("variants", {v.label: {"key": v.key, "protocol": v.protocol.to_dict()}
+                                        for v in plan.variants})
             store.set_meta("config", self.config.to_dict())
             store.set_meta("metric_info", {n: m.info() for n, m in metrics.items()})
             store.set_meta("dataset_info", {ds.name: {"label": ds.label, "description": ds.description}
@@ -233,11 +251,15 @@ class Runner:
             store.set_meta("manifest", record)
         self.shard.barrier()
 
-        all_units = [WorkUnit(label, e, qf) for label in methods for e in entries for qf in self.config.qf]
+        all_units = [WorkUnit(label, e, qf, v) for v in plan.variants for label in methods for e in entries
+                     for qf in self.config.qf]
         units = self.shard.take(all_units)
-        needed = {u.entry for u in units}
-        good = set(self._prepare_inputs(store, [e for e in entries if e in needed]))
-        units = [u for u in units if u.entry in good]
+        good = set()
+        for variant in plan.variants:
+            needed = {u.entry for u in units if u.variant == variant}
+            prepared = self._prepare_inputs(store, [e for e in entries if e in needed], variant)
+            good |= {(e, variant) for e in prepared}
+        units = [u for u in units if (u.entry, u.variant) in good]
         summary.units = len(units)
         self._process(store, methods, metrics, units, summary, total=len(all_units))
         self.shard.barrier()
@@ -299,32 +321,39 @@ class Runner:
         return methods, skipped, weight_paths
 
     # -- inputs -------------------------------------------------------------------------------------------
-    def hq_path(self, entry: ImageEntry) -> Path:
-        return self.run_dir / "hq" / safe_component(entry.dataset) / self.pkey / f"{entry.stem}.png"
+    def hq_path(self, entry: ImageEntry, variant: Variant | None = None) -> Path:
+        key = (variant or self.clean).key
+        return self.run_dir / "hq" / safe_component(entry.dataset) / key / f"{entry.stem}.png"
 
-    def lq_path(self, entry: ImageEntry, qf: int) -> Path:
-        return self.run_dir / "lq" / safe_component(entry.dataset) / self.pkey / f"qf{qf}" / f"{entry.stem}.jpg"
+    def lq_path(self, entry: ImageEntry, qf: int, variant: Variant | None = None) -> Path:
+        key = (variant or self.clean).key
+        return self.run_dir / "lq" / safe_component(entry.dataset) / key / f"qf{qf}" / f"{entry.stem}.jpg"
 
     def output_path(self, unit: WorkUnit) -> Path:
         e = unit.entry
-        return (self.run_dir / "outputs" / safe_component(e.dataset) / safe_component(unit.method)
-                / f"qf{unit.qf}" / f"{e.stem}.png")
+        variant = [] if unit.variant in (None, self.clean) else [safe_component(unit.variant.label)]
+        return self.run_dir.joinpath("outputs", safe_component(e.dataset), safe_component(unit.method), *variant,
+                                     f"qf{unit.qf}", f"{e.stem}.png")
 
     def unit(self, unit: WorkUnit) -> Unit:
         """What a method is told of the unit it restores (also used by dry runs)."""
         e = unit.entry
-        work_dir = self.run_dir / "work" / safe_component(unit.method) / safe_component(e.dataset) / self.pkey
-        return Unit(e.dataset, e.image, e.stem, unit.qf, self.lq_path(e, unit.qf), work_dir / f"qf{unit.qf}")
+        key = (unit.variant or self.clean).key
+        work_dir = self.run_dir / "work" / safe_component(unit.method) / safe_component(e.dataset) / key
+        return Unit(e.dataset, e.image, e.stem, unit.qf, self.lq_path(e, unit.qf, unit.variant),
+                    work_dir / f"qf{unit.qf}")
 
-    def _prepare_inputs(self, store: ResultsStore, entries: list[ImageEntry]) -> list[ImageEntry]:
-        """Write each prepared HQ and its LQ files once; return the images that could be prepared."""
+    def _prepare_inputs(self, store: ResultsStore, entries: list[ImageEntry], variant: Variant) -> list[ImageEntry]:
+        """Write each HQ reference and its LQ files once under `variant`; return the images that could be
+        prepared."""
         from tqdm.auto import tqdm
 
         good = []
-        for entry in tqdm(entries, desc="inputs", unit="img", disable=not self.progress):
-            key = UnitKey(entry.dataset, entry.image, "*", 0, "", self.pkey)
+        desc = "inputs" if variant == self.clean else shown(f"inputs {variant.label}")
+        for entry in tqdm(entries, desc=desc, unit="img", disable=not self.progress or not entries):
+            key = UnitKey(entry.dataset, entry.image, "*", 0, "", variant.key)
             try:
-                self._prepare_one(store, entry)
+                self._prepare_one(store, entry, variant)
             except RunFolderError:
                 raise
             except (ImageError, ProtocolError) as exc:
@@ -333,32 +362,35 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - one bad image never ends the run
                 store.put_error(key, "input", _describe(exc, entry.path))
                 continue
-            store.clear_errors(entry.dataset, entry.image, self.pkey)
+            store.clear_errors(entry.dataset, entry.image, variant.key)
             good.append(entry)
         return good
 
-    def _prepare_one(self, store: ResultsStore, entry: ImageEntry) -> None:
-        hq_file = self.hq_path(entry)
-        lq_files = {qf: self.lq_path(entry, qf) for qf in self.config.qf}
+    def _prepare_one(self, store: ResultsStore, entry: ImageEntry, variant: Variant) -> None:
+        hq_file = self.hq_path(entry, variant)
+        lq_files = {qf: self.lq_path(entry, qf, variant) for qf in self.config.qf}
         if (hq_file.is_file() and all(p.is_file() for p in lq_files.values())
-                and store.has_inputs(entry.dataset, entry.image, self.pkey, self.config.qf)):
+                and store.has_inputs(entry.dataset, entry.image, variant.key, self.config.qf)):
             return
-        p = self.protocol
+        p = variant.protocol
         loaded = read_rgb8(entry.path, grayscale=p.grayscale, alpha=p.alpha, exif=p.exif,
                            max_pixels=self.config.max_pixels)
-        hq = p.prepare_hq(loaded.rgb)
+        prepared = p.prepare_hq(loaded.rgb)
+        hq = p.reference(prepared)
         notes = list(loaded.notes)
-        if hq.shape != loaded.rgb.shape:
+        if prepared.shape != loaded.rgb.shape:
             notes.append(f"HQ {p.resize} from {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]} "
-                         f"to {hq.shape[1]}x{hq.shape[0]}")
+                         f"to {prepared.shape[1]}x{prepared.shape[0]}")
+        if hq.shape != prepared.shape:
+            notes.append(f"HQ reference {hq.shape[1]}x{hq.shape[0]} after the variant's shift or resize")
         if not hq_file.is_file():
             self._write(hq_file, encode_png(hq))
-        store.put_image(entry.dataset, entry.image, self.pkey, self._rel(hq_file), hq.shape[1], hq.shape[0], notes)
+        store.put_image(entry.dataset, entry.image, variant.key, self._rel(hq_file), hq.shape[1], hq.shape[0], notes)
         for qf, path in lq_files.items():
             if not path.is_file():
-                data = p.encode(hq, qf)
+                data = p.compress(prepared, qf)
                 self._write(path, data)
-            store.put_lq(entry.dataset, entry.image, self.pkey, qf, self._rel(path), path.stat().st_size)
+            store.put_lq(entry.dataset, entry.image, variant.key, qf, self._rel(path), path.stat().st_size)
 
     def _check_run_folder(self) -> None:
         """Fail early, with the reason, when the run folder cannot be created or written."""
@@ -393,7 +425,8 @@ class Runner:
             todo = [u for u in units if u.method == label]
             loaded = self._load_method(store, method, todo)
             for unit in todo:
-                bar.set_postfix_str(shown(f"{label} qf{unit.qf} {unit.entry.image[:30]}"), refresh=False)
+                variant = "" if unit.variant in (None, self.clean) else f" {unit.variant.label}"
+                bar.set_postfix_str(shown(f"{label}{variant} qf{unit.qf} {unit.entry.image[:30]}"), refresh=False)
                 if loaded:
                     self._process_unit(store, method, metrics, unit, summary)
                 if self.shard.distributed:
@@ -415,7 +448,8 @@ class Runner:
             return False
 
     def _key(self, method: Method, unit: WorkUnit) -> UnitKey:
-        return UnitKey(unit.entry.dataset, unit.entry.image, unit.method, unit.qf, method.fingerprint(), self.pkey)
+        return UnitKey(unit.entry.dataset, unit.entry.image, unit.method, unit.qf, method.fingerprint(),
+                       (unit.variant or self.clean).key)
 
     def _process_unit(self, store: ResultsStore, method: Method, metrics: dict[str, Any], unit: WorkUnit,
                       summary: RunSummary) -> None:
@@ -430,7 +464,7 @@ class Runner:
             summary.reused += 1
             return
         try:
-            hq = to_tensor(decode_png(self.hq_path(unit.entry)))
+            hq = to_tensor(decode_png(self.hq_path(unit.entry, unit.variant)))
             if row is not None and out_file.is_file():
                 out = to_tensor(decode_png(out_file))
                 summary.reused += 1
@@ -461,7 +495,7 @@ class Runner:
                  shape: tuple[int, ...]) -> "torch.Tensor":
         import torch
 
-        jpeg = self.lq_path(unit.entry, unit.qf).read_bytes()
+        jpeg = self.lq_path(unit.entry, unit.qf, unit.variant).read_bytes()
         lq = to_tensor(decode_jpeg(jpeg)).to(self.device)
         request = RestoreRequest(lq, qf=unit.qf, jpeg_bytes=jpeg, unit=self.unit(unit))
         start = time.perf_counter()

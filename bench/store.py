@@ -44,8 +44,12 @@ CREATE TABLE IF NOT EXISTS scope (
 """
 
 # Rows that belong to the run as currently configured: the current fingerprint of each method, the current
-# protocol key, and the images and QFs in the run's scope (all rows when no scope was recorded).
+# protocol key, and the images and QFs in the run's scope (all rows when no scope was recorded). Frames
+# asked for every variant take the keys of the run's protocol variants (meta 'variants') as well.
 _PROTOCOL = "(SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')"
+_VARIANT_KEYS = ("(SELECT json_extract(j.value, '$.key') FROM meta, json_each(meta.value) j "
+                 "WHERE meta.key = 'variants')")
+_ANY_PROTOCOL = f"(t.protocol = {_PROTOCOL} OR t.protocol IN {_VARIANT_KEYS})"
 _IN_SCOPE = ("(NOT EXISTS (SELECT 1 FROM scope) OR EXISTS (SELECT 1 FROM scope s WHERE s.dataset = t.dataset "
              "AND s.image = t.image{qf}))")
 CURRENT = ("JOIN methods m ON m.method = t.method AND m.fingerprint = t.fingerprint "
@@ -206,50 +210,75 @@ class ResultsStore:
                       (dataset, image, protocol))
 
     # -- queries for summaries and reports ----------------------------------------------------------
-    def _frame(self, table: str, columns: str):
+    def _frame(self, table: str, columns: str, variants: bool = False, current: str = CURRENT):
+        """Current rows of `table`; with `variants`, those of every protocol variant too, with a `variant`
+        column holding each row's variant label."""
         import pandas as pd
 
-        sql = f"SELECT {columns} FROM {table} t {CURRENT}"
-        return pd.read_sql_query(sql, self.conn)
+        if not variants:
+            return pd.read_sql_query(f"SELECT {columns} FROM {table} t {current}", self.conn)
+        sql = f"SELECT {columns}, t.protocol FROM {table} t {_any_protocol(current)}"
+        frame = pd.read_sql_query(sql, self.conn)
+        labels = {key: label for label, key in self.variants().items()}
+        frame["variant"] = frame.pop("protocol").map(labels)
+        return frame
 
-    def results_frame(self):
-        """Current per-image metric values: dataset, image, method, qf, metric, value."""
-        return self._frame("results", "t.dataset, t.image, t.method, t.qf, t.metric, t.value")
+    def variants(self) -> dict[str, str]:
+        """The run's protocol variants, label -> protocol key, the run's own protocol ('clean') first."""
+        recorded = self.get_meta("variants") or {}
+        if recorded:
+            return {label: str(v["key"]) for label, v in recorded.items()}
+        key = self.get_meta("protocol_key")
+        return {"clean": key} if key else {}
+
+    def results_frame(self, *, variants: bool = False):
+        """Current per-image metric values: dataset, image, method, qf, metric, value (and variant)."""
+        return self._frame("results", "t.dataset, t.image, t.method, t.qf, t.metric, t.value", variants)
 
     def outputs_frame(self):
         """Current outputs: dataset, image, method, qf, path (relative to the run folder), seconds, notes."""
         return self._frame("outputs", "t.dataset, t.image, t.method, t.qf, t.path, t.seconds, t.notes")
 
     def errors_frame(self):
-        """Current errors (input errors carry method '*' and are always current)."""
+        """Current errors of every protocol variant, with its label in `variant` (input errors carry method
+        '*' and are always current)."""
         import pandas as pd
 
-        sql = (f"SELECT t.dataset, t.image, t.method, t.qf, t.stage, t.message FROM errors t {CURRENT} "
-               "UNION ALL SELECT t.dataset, t.image, t.method, t.qf, t.stage, t.message FROM errors t "
-               f"{CURRENT_INPUTS} AND t.method = '*' ORDER BY 1, 2, 3, 4")
-        return pd.read_sql_query(sql, self.conn)
+        columns = "t.dataset, t.image, t.method, t.qf, t.stage, t.message, t.protocol"
+        sql = (f"SELECT {columns} FROM errors t {_any_protocol(CURRENT)} UNION ALL SELECT {columns} FROM errors t "
+               f"{_any_protocol(CURRENT_INPUTS)} AND t.method = '*' ORDER BY 1, 2, 3, 4")
+        frame = pd.read_sql_query(sql, self.conn)
+        labels = {key: label for label, key in self.variants().items()}
+        frame["variant"] = frame.pop("protocol").map(labels)
+        return frame
 
-    def images_frame(self):
-        import pandas as pd
+    def images_frame(self, *, variants: bool = False):
+        return self._frame("images", "t.dataset, t.image, t.hq_path, t.width, t.height, t.notes", variants,
+                           CURRENT_INPUTS)
 
-        return pd.read_sql_query(
-            f"SELECT t.dataset, t.image, t.hq_path, t.width, t.height, t.notes FROM images t {CURRENT_INPUTS}",
-            self.conn)
-
-    def lq_frame(self):
-        import pandas as pd
-
-        sql = f"SELECT t.dataset, t.image, t.qf, t.path, t.bytes FROM lq t {CURRENT_INPUTS}"
-        return pd.read_sql_query(sql.replace("s.image = t.image", "s.image = t.image AND s.qf = t.qf"), self.conn)
+    def lq_frame(self, *, variants: bool = False):
+        """The LQ files: dataset, image, qf, path and size in `bytes` (and variant)."""
+        current = CURRENT_INPUTS.replace("s.image = t.image", "s.image = t.image AND s.qf = t.qf")
+        return self._frame("lq", "t.dataset, t.image, t.qf, t.path, t.bytes", variants, current)
 
     def count_finished_units(self) -> int:
-        """Units of the current configuration that have an output or a restore error."""
-        outputs = self.conn.execute(f"SELECT count(*) FROM outputs t {CURRENT}").fetchone()[0]
-        failed = self.conn.execute(f"SELECT count(*) FROM errors t {CURRENT} AND t.stage = 'restore'").fetchone()[0]
+        """Units of the current configuration (every variant) that have an output or a restore error."""
+        outputs = self.conn.execute(f"SELECT count(*) FROM outputs t {_any_protocol(CURRENT)}").fetchone()[0]
+        failed = self.conn.execute(f"SELECT count(*) FROM errors t {_any_protocol(CURRENT)} "
+                                   "AND t.stage = 'restore'").fetchone()[0]
         return int(outputs + failed)
+
+    def fingerprints(self) -> dict[str, str]:
+        """The run's methods: label -> fingerprint (what invalidates their stored rows)."""
+        return {r["method"]: r["fingerprint"] for r in self.conn.execute("SELECT method, fingerprint FROM methods")}
 
     def methods(self) -> dict[str, dict[str, Any]]:
         return {r["method"]: json.loads(r["description"]) for r in self.conn.execute("SELECT * FROM methods")}
+
+
+def _any_protocol(current: str) -> str:
+    """A current-rows clause that accepts every protocol variant of the run."""
+    return current.replace(f"t.protocol = {_PROTOCOL}", _ANY_PROTOCOL)
 
 
 class UnitKey:

@@ -26,6 +26,8 @@ from reports.exports import write_exports
 from reports.extras import Section, folder_section, profile_section, text
 from reports.names import Labels
 from reports.paper import compare_quality, table1
+from reports.ratequality import rate_quality_section
+from reports.robustness import robustness_section
 from reports.rundata import ReportError, RunData
 from reports.tables import (
     decimals,
@@ -72,6 +74,10 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
                                                                          f"Analysis: {f.name}"), folder.name))]
     ablations = ablation_section(summary, data.labels)
 
+    robustness, files = robustness_section(data, out)
+    written += files
+    rate_quality, files = rate_quality_section(data, out, reference)
+    written += files
     figures = []
     for table in tables:
         stem = f"metric_vs_qf_{safe_component(table.dataset)}"
@@ -121,7 +127,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "panels": panel_list,
         "unknown_images": unknown,
         "image_tables": image_tables(data, panel_list),
-        "extras": [s for s in (ablations, profile, *analyses) if s is not None],
+        "extras": [s for s in (ablations, robustness, rate_quality, profile, *analyses) if s is not None],
         "exports": sorted(p.relative_to(out).as_posix() for p in written if p.parent.name == "exports"),
         "dataset_label": data.labels.dataset,
         "metric_label": data.labels.metric,

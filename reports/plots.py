@@ -50,29 +50,81 @@ def save(fig, folder: Path, stem: str) -> list[Path]:
 def metric_vs_qf(summary: pd.DataFrame, dataset: str, methods: list[str], metrics: list[str],
                  labels: Labels, folder: Path, stem: str) -> list[Path]:
     """One panel per metric: mean with its 95% interval against QF, one line per method."""
-    plt = _pyplot()
     part = summary[summary["dataset"] == dataset]
-    cols = min(4, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    return _metric_lines(part, "qf", "JPEG quality factor", methods, metrics, labels, labels.dataset(dataset),
+                         folder, stem)
+
+
+def metric_vs_rate(points: pd.DataFrame, methods: list[str], metrics: list[str], labels: Labels, folder: Path,
+                   stem: str) -> list[Path]:
+    """One panel per metric: mean with its 95% interval against the LQ's bits per pixel (log scale)."""
+    dataset = str(points["dataset"].iloc[0])
+    return _metric_lines(points, "bpp", "bits per pixel of the LQ JPEG (log scale)", methods, metrics, labels,
+                         labels.dataset(dataset), folder, stem, log_x=True)
+
+
+def _metric_lines(part: pd.DataFrame, x: str, xlabel: str, methods: list[str], metrics: list[str], labels: Labels,
+                  title: str, folder: Path, stem: str, *, log_x: bool = False) -> list[Path]:
+    fig, axes = _panels(len(metrics), 3.6, 2.9)
     for ax, metric in zip(axes.flat, metrics):
         for method in methods:
-            line = part[(part["metric"] == metric) & (part["method"] == method)].sort_values("qf")
+            line = part[(part["metric"] == metric) & (part["method"] == method)].sort_values(x)
             if line.empty:
                 continue
             low = (line["mean"] - line["ci_low"]).fillna(0).clip(lower=0)
             high = (line["ci_high"] - line["mean"]).fillna(0).clip(lower=0)
-            ax.errorbar(line["qf"], line["mean"], yerr=[low, high], marker="o", ms=4, capsize=2, label=plain(method))
+            ax.errorbar(line[x], line["mean"], yerr=[low, high], marker="o", ms=4, capsize=2, label=plain(method))
         ax.set_title(f"{labels.metric(metric)} {labels.arrow(metric)}")
-        ax.set_xlabel("JPEG quality factor")
+        ax.set_xlabel(xlabel)
+        if log_x:
+            from matplotlib.ticker import FuncFormatter
+
+            ax.set_xscale("log")
+            for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+                axis(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(metrics):]:
+    return _finish(fig, axes, len(metrics), title, folder, stem)
+
+
+def drops(pooled: pd.DataFrame, methods: list[str], variants: list[str], metrics: list[str], labels: Labels,
+          title: str, folder: Path, stem: str) -> list[Path]:
+    """One panel per metric: each method's drop from the clean protocol per variant, with its 95% interval."""
+    metrics = [m for m in metrics if m in set(pooled["metric"])]
+    fig, axes = _panels(len(metrics), 3.8, 1.4 + 0.42 * len(variants))
+    step = 0.8 / max(1, len(methods))
+    for ax, metric in zip(axes.flat, metrics):
+        for i, method in enumerate(methods):
+            line = pooled[(pooled["metric"] == metric) & (pooled["method"] == method)].set_index("variant")
+            line = line.reindex(variants)
+            y = [j - 0.4 + step * (i + 0.5) for j in range(len(variants))]
+            low = (line["drop"] - line["ci_low"]).fillna(0).clip(lower=0)
+            high = (line["ci_high"] - line["drop"]).fillna(0).clip(lower=0)
+            ax.errorbar(line["drop"], y, xerr=[low, high], fmt="o", ms=4, capsize=2, label=plain(method))
+        ax.axvline(0, color="tab:gray", lw=0.8)
+        ax.set_yticks(range(len(variants)), [plain(v) for v in variants] if ax in axes[:, 0] else [])
+        ax.invert_yaxis()
+        ax.set_title(f"{labels.metric(metric)}: drop")
+        ax.grid(axis="x", alpha=0.3)
+    return _finish(fig, axes, len(metrics), title, folder, stem)
+
+
+def _panels(count: int, width: float, height: float):
+    """A figure with one panel per item, four to a row."""
+    cols = min(4, count)
+    rows = math.ceil(count / cols)
+    return _pyplot().subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+
+
+def _finish(fig, axes, used: int, title: str, folder: Path, stem: str) -> list[Path]:
+    """Hide unused panels, put the first panel's legend and the title above, and save."""
+    rows = axes.shape[0]
+    for ax in list(axes.flat)[used:]:
         ax.set_visible(False)
     handles, legend = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, legend, loc="upper center", ncol=min(len(legend), 6), frameon=False,
                    bbox_to_anchor=(0.5, 1.0 + 0.06 / rows))
-    fig.suptitle(plain(labels.dataset(dataset)), y=1.0 + 0.14 / rows)
+    fig.suptitle(plain(title), y=1.0 + 0.14 / rows)
     fig.tight_layout()
     return save(fig, folder, stem)
 

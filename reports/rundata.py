@@ -41,6 +41,9 @@ class RunData:
     metrics: list[str] = field(default_factory=list)
     configured_methods: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    variant_results: pd.DataFrame = field(default_factory=pd.DataFrame)  # every protocol variant's, `variant` column
+    variant_protocols: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> protocol, 'clean' first
+    fingerprints: dict[str, str] = field(default_factory=dict)  # method label -> fingerprint
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunData:
@@ -56,7 +59,10 @@ class RunData:
                        config=store.get_meta("config", {}) or {},
                        metric_info=store.get_meta("metric_info", {}) or {},
                        labels=Labels(store.get_meta("metric_info", {}) or {}, store.get_meta("dataset_info", {}) or {}),
-                       warnings=store.get_meta("warnings", []) or [])
+                       warnings=store.get_meta("warnings", []) or [],
+                       variant_results=store.results_frame(variants=True), fingerprints=store.fingerprints(),
+                       variant_protocols={label: v.get("protocol") or {}
+                                          for label, v in (store.get_meta("variants", {}) or {}).items()})
         data._order()
         return data
 

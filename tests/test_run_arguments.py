@@ -52,7 +52,9 @@ def test_config_files_are_held_to_the_same_rules(values, words):
         RunConfig.from_dict(values)
 
 
-def test_a_quality_factor_given_twice_runs_once_with_a_note(caplog):
+def test_a_quality_factor_given_twice_runs_once_with_a_note(caplog, monkeypatch):
+    # a library that configures logging with dictConfig disables the loggers that exist by then
+    monkeypatch.setattr(logging.getLogger("bench.config"), "disabled", False)
     with caplog.at_level(logging.WARNING):
         config = RunConfig.from_dict({"qf": [10, 5, 10, 5, 20]})
     assert config.qf == [10, 5, 20]

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,6 @@ class Source:
     min_factor: float = 4.0
     module: str = ""
     licence: str = ""
-    notes: dict[str, str] = field(default_factory=dict)
 
 
 SOURCES = (
@@ -156,7 +156,7 @@ def select(folder: Path, source: Source) -> list[Path]:
 def unpack(source: Source, debs: Path | None, workdir: Path) -> tuple[Path, dict, dict[str, str]]:
     """(photo folder, source record, licence by file name) of a source, unpacked under `workdir`."""
     if source.kind == "python":
-        module = __import__(source.module)
+        module = importlib.import_module(source.module)
         folder = Path(module.__file__).parent / source.folder
         record = {"source": source.name, "kind": "python package", "package": source.package,
                   "version": importlib.metadata.version(source.package), "folder": f"{source.module}/{source.folder}"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,3 +121,32 @@ def test_run_engine_writes_the_cave_analysis_into_the_run_folder(tmp_path: Path,
     assert (out / "tsne.png").is_file() and written["samples_per_checkpoint"] == 3 * 4
     assert {"kind": "analysis", "name": "cave_analysis:gone"} in [
         {k: s[k] for k in ("kind", "name")} for s in summary.skipped]
+
+
+@pytest.mark.parametrize("evaluation, flag", [
+    ({"qf_estimate": {"mae_by_qf": {"10": 2.0, "50": 4.0, "90": 9.0}, "mae_10_90": 5.0, "data": "photos"}}, None),
+    ({"qf_estimate": {"mae_by_qf": {"10": 20.0, "90": 30.0}, "mae_10_90": 25.0, "data": "photos"}}, "poor"),
+    (None, "unverified"),
+])
+def test_estimate_qf_prints_the_measured_error_and_flags_unmeasured_or_poor_models(tmp_path, capsys, evaluation,
+                                                                                   flag) -> None:
+    from bench.cli import main
+    from bench.protocol import JpegProtocol
+    from methods.codiff.qf_error import checkpoint_qf_error
+
+    torch.manual_seed(0)
+    cave = save_cave(init_cave_weights(CaVE(CaVEConfig(nc=(4, 8, 8, 16), nb=1))).eval(), tmp_path / "c", evaluation)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(JpegProtocol().encode(np.full((64, 64, 3), 128, np.uint8), 30))
+    assert main(["estimate-qf", "--json", "--cave", str(cave), str(photo)]) == 0
+    out = capsys.readouterr()
+    line = json.loads(out.out.strip().splitlines()[-1])
+    assert line["flag"] == flag and ("warning" in out.err) == (flag is not None)
+    error = checkpoint_qf_error(cave)
+    if evaluation is None:
+        assert error is None and line["error_mae"] is None
+    else:
+        nearest = min(error.mae_by_qf, key=lambda q: abs(q - line["qf"]))
+        assert line["error_mae"] == error.mae_by_qf[nearest]
+        assert main(["estimate-qf", "--cave", str(cave), str(photo)]) == 0
+        assert f"±{error.mae_by_qf[nearest]:.1f}" in capsys.readouterr().out

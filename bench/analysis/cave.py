@@ -41,7 +41,7 @@ class CaveAnalysisConfig:
     `unseen` are the QFs left out of training, marked in the figures and scored on their own.
     """
 
-    caves: list[str] = field(default_factory=lambda: ["cave-small-explicit", "cave-small-dual"])
+    caves: list[str] = field(default_factory=lambda: _shipped_caves())
     qfs: list[int] = field(default_factory=lambda: list(DEFAULT_QFS))
     unseen: list[int] = field(default_factory=lambda: [1, 5])
     crops: int = 8
@@ -67,6 +67,12 @@ class CaveAnalysisConfig:
             raise CaveAnalysisError(f"unknown cave_analysis keys: {sorted(unknown)}; "
                                     f"known: {sorted(cls.__dataclass_fields__)}")
         return cls(**values)
+
+
+def _shipped_caves() -> list[str]:
+    from methods.cave_small import SHIPPED_CAVES
+
+    return list(SHIPPED_CAVES)
 
 
 @dataclass(frozen=True)

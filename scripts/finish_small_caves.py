@@ -1,0 +1,208 @@
+"""Evaluate the three small CaVE runs and write the shipped files (weights, JSON with measured figures, figures).
+
+For each run (runs/train/cave-small-{dual,explicit,implicit}) this script:
+1. scores it on the held-out photos of the training set (data/cave-train/heldout: random patches, mostly off
+   the 8x8 grid) with the training's own evaluation (QF MAE/MSE per QF, linear probe, silhouettes, decoder
+   PSNR / PSNR-B gain);
+2. for the dual run, chooses the QF gate of `restore` (CaVEConfig.restore_gate) on those held-out photos:
+   the gate that maximises the mean gain at QF <= 20 while losing nothing measurable (>= -0.02 dB in PSNR
+   and PSNR-B) at any QF >= 30;
+3. scores it on the `sample` set (scikit-image's photos, a source never used in training): QF estimates on
+   whole images and on unaligned patches, and the gated restoration's PSNR / PSNR-B against the JPEG;
+4. saves NAME.safetensors + NAME.json into --out with the measured QF error in the JSON (what estimate-qf
+   reports), and writes results.json with every figure, then the CaVE analysis (t-SNE, QF-MSE figures) of
+   the three on the sample set into --out/analysis.
+
+    python scripts/finish_small_caves.py [--runs runs/train] [--out methods/cave_small/weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+MODES = ("dual", "explicit", "implicit")
+QFS = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+UNSEEN = [1, 5]
+GATE_LOWS = [10, 15, 20, 25, 30, 35, 40, 50]
+GATE_SPANS = [5, 10, 15, 20, 30, 40]
+HARMLESS_DB = -0.02  # the largest loss a gate may leave at QF >= 30 on the held-out photos
+
+
+def run_export(run: Path) -> Path:
+    """The run's final export, else the export of its newest complete checkpoint."""
+    final = run / "cave.safetensors"
+    if final.is_file():
+        return final
+    from methods.codiff.training.checkpointing import CheckpointFolder
+
+    latest = CheckpointFolder(run / "checkpoints", 1).latest()
+    if latest is None:
+        raise SystemExit(f"{run}: no export and no checkpoint")
+    return latest / "export" / "cave.safetensors"
+
+
+def with_gate(cave, gate: tuple[float, float] | None):
+    """A copy of `cave` whose config carries `gate` (same tensors)."""
+    from methods.codiff.cave import CaVE
+
+    gated = CaVE(dataclasses.replace(cave.config, restore_gate=gate))
+    gated.load_state_dict(cave.state_dict())
+    return gated.eval()
+
+
+def psnr_pair(out: torch.Tensor, hq: torch.Tensor, metrics: dict) -> tuple[float, float]:
+    from methods.codiff.training.validation import quantise
+
+    out, hq = quantise(out), quantise(hq)
+    return metrics["psnr"](out, hq).item(), metrics["psnr_b"](out, hq).item()
+
+
+@torch.no_grad()
+def gate_table(cave, pairs) -> dict[str, Any]:
+    """For every pair: the QF estimate and PSNR / PSNR-B of the JPEG and of blends of the decoder output
+    into it at weights 0, 0.1, ..., 1 (a gate picks one weight per pair from its estimate)."""
+    from bench.metrics import create_metric
+
+    metrics = {name: create_metric(name) for name in ("psnr", "psnr_b")}
+    weights = np.linspace(0.0, 1.0, 11)
+    rows = []
+    for pair in pairs:
+        restored, qf_out = cave(pair.lq)
+        estimate = float(100.0 * (1.0 - qf_out.item()))
+        scores = [psnr_pair(pair.lq + w * (restored - pair.lq), pair.hq, metrics) for w in weights]
+        rows.append({"qf": pair.qf, "estimate": estimate, "scores": scores})
+    return {"weights": weights, "rows": rows}
+
+
+def gate_gains(table: dict[str, Any], gate: tuple[float, float] | None) -> dict[int, tuple[float, float]]:
+    """Mean (PSNR gain, PSNR-B gain) over the JPEG per QF with `gate` (None: the decoder output as it is)."""
+    from methods.codiff.cave import gate_weight
+
+    gains: dict[int, list[tuple[float, float]]] = {}
+    for row in table["rows"]:
+        w = 1.0 if gate is None else float(gate_weight(torch.tensor(row["estimate"]), gate))
+        k = int(round(w * 10))
+        base, out = row["scores"][0], row["scores"][k]
+        gains.setdefault(row["qf"], []).append((out[0] - base[0], out[1] - base[1]))
+    return {qf: tuple(float(np.mean([g[i] for g in values])) for i in (0, 1)) for qf, values in sorted(gains.items())}
+
+
+def choose_gate(table: dict[str, Any]) -> tuple[tuple[float, float] | None, dict]:
+    """The gate with the best mean gain at QF <= 20 among those harmless at QF >= 30 (None if none is)."""
+    best, best_score = None, -np.inf
+    for low in GATE_LOWS:
+        for span in GATE_SPANS:
+            gate = (float(low), float(low + span))
+            gains = gate_gains(table, gate)
+            if any(min(g) < HARMLESS_DB for qf, g in gains.items() if qf >= 30):
+                continue
+            score = np.mean([sum(g) for qf, g in gains.items() if qf <= 20])
+            if score > best_score:
+                best, best_score = gate, score
+    return best, {str(q): g for q, g in gate_gains(table, best).items()}
+
+
+def sample_images() -> list[tuple[str, Path]]:
+    from bench.datasets import resolve_dataset
+
+    return [(p.stem, p) for p in resolve_dataset("sample").files]
+
+
+@torch.no_grad()
+def never_seen_scores(cave, images: list[tuple[str, Path]], restore: bool) -> dict[str, Any]:
+    """QF estimates (whole images and 8 unaligned 128-px patches each) and restoration gains per QF."""
+    from bench.imageio import read_rgb8, to_tensor
+    from bench.metrics import create_metric
+    from bench.protocol import JpegProtocol, decode_jpeg
+    from methods.codiff.training.data import random_boxes
+
+    protocol = JpegProtocol()
+    metrics = {name: create_metric(name) for name in ("psnr", "psnr_b")}
+    per_qf: dict[int, dict[str, list[float]]] = {q: {} for q in QFS}
+    for index, (_, path) in enumerate(images):
+        hq8 = protocol.prepare_hq(read_rgb8(path).rgb)
+        boxes = random_boxes(*hq8.shape[:2], 128, 8, np.random.default_rng([0x5A, index]))
+        hq = to_tensor(hq8)
+        for qf in QFS:
+            lq = to_tensor(decode_jpeg(protocol.encode(hq8, qf)))
+            cell = per_qf[qf]
+            cell.setdefault("image_error", []).append(abs(float(cave.predict_qf(lq)) - qf))
+            patches = torch.cat([lq[..., t:t + 128, l:l + 128] for t, l in boxes])
+            cell.setdefault("patch_error", []).extend((cave.predict_qf(patches) - qf).abs().tolist())
+            if restore:
+                base = psnr_pair(lq, hq, metrics)
+                out = psnr_pair(cave.restore(lq).clamp(0, 1), hq, metrics)
+                cell.setdefault("psnr_gain", []).append(out[0] - base[0])
+                cell.setdefault("psnr_b_gain", []).append(out[1] - base[1])
+    return {str(qf): {k: float(np.mean(v)) for k, v in cell.items()} for qf, cell in per_qf.items()}
+
+
+def qf_error_block(scores: dict[str, Any], data: str) -> dict[str, Any]:
+    """The `evaluation.qf_estimate` block estimate-qf reads: MAE per QF over whole images and patches."""
+    by_qf = {q: (s["image_error"] * 1 + s["patch_error"] * 8) / 9 for q, s in scores.items()}
+    seen = [v for q, v in by_qf.items() if 10 <= int(q) <= 90]
+    return {"mae_by_qf": {q: round(v, 2) for q, v in by_qf.items()}, "mae_10_90": round(float(np.mean(seen)), 2),
+            "data": data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.analysis.cave import CaveAnalysisConfig, run_cave_analysis
+    from methods.codiff.cave import load_cave, save_cave
+    from methods.codiff.training.cave_eval import evaluate_cave
+    from methods.codiff.training.config import ValConfig
+    from methods.codiff.training.data import build_val_pairs
+    from bench.protocol import JpegProtocol
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/train"))
+    parser.add_argument("--heldout", default="data/cave-train/heldout")
+    parser.add_argument("--out", type=Path, default=Path("methods/cave_small/weights"))
+    parser.add_argument("--results", type=Path, help="results JSON (default: OUT/results.json)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    val = ValConfig(folder=args.heldout, qfs=QFS, crop=128, patches=8, unseen=UNSEEN)
+    heldout = build_val_pairs(val, JpegProtocol())
+    images = sample_images()
+    data = (f"the `sample` set ({len(images)} scikit-image photos, a source never used in training), QF "
+            f"{', '.join(map(str, QFS))}: whole images and 8 random unaligned 128-px patches each")
+    results: dict[str, Any] = {"heldout": args.heldout, "never_seen": data}
+    for mode in MODES:
+        run = args.runs / f"cave-small-{mode}"
+        source = run_export(run)
+        cave = load_cave(source)
+        decoder = mode != "explicit"
+        entry: dict[str, Any] = {"source": str(source)}
+        entry["heldout"] = evaluate_cave(cave, heldout, UNSEEN, qf_head=mode != "implicit", decoder=decoder)
+        gate = None
+        if mode == "dual":
+            table = gate_table(cave, heldout)
+            gate, gains = choose_gate(table)
+            entry["gate"] = {"chosen": gate, "heldout_gains": gains,
+                             "ungated_heldout_gains": {str(q): g for q, g in gate_gains(table, None).items()}}
+            cave = with_gate(cave, gate)
+        entry["never_seen"] = never_seen_scores(cave, images, restore=decoder)
+        evaluation = {"qf_estimate": qf_error_block(entry["never_seen"], data)} if mode != "implicit" else {}
+        for name in ("train_csv", "val_csv"):
+            path = run / name.replace("_", ".")
+            if path.is_file():
+                entry[name] = str(path)
+        save_cave(cave, args.out / f"cave-small-{mode}", evaluation or None)
+        results[mode] = entry
+        print(json.dumps({mode: {"gate": gate, "qf_error": evaluation.get("qf_estimate")}}))
+    (args.results or args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    config = CaveAnalysisConfig(caves=[f"{m}={args.out / f'cave-small-{m}.safetensors'}" for m in MODES], qfs=QFS,
+                                unseen=UNSEEN, crops=8, crop_size=128)
+    run_cave_analysis(config, images, args.out / "analysis", progress=False, source="finish_small_caves")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

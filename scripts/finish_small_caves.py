@@ -1,15 +1,17 @@
 """Evaluate the three small CaVE runs and write the shipped files (weights, JSON with measured figures, figures).
 
-For each run (runs/train/cave-small-{dual,explicit,implicit}) this script:
+For each run (runs/train/cave-small-{dual,explicit,implicit}) this script takes the kept checkpoint that
+scored best on the held-out photos during training, then:
 1. scores it on the held-out photos of the training set (data/cave-train/heldout: random patches, mostly off
    the 8x8 grid) with the training's own evaluation (QF MAE/MSE per QF, linear probe, silhouettes, decoder
    PSNR / PSNR-B gain);
 2. for the dual run, chooses the QF gate of `restore` (CaVEConfig.restore_gate) on those held-out photos:
    the gate that maximises the mean gain at QF <= 20 while losing nothing measurable (>= -0.02 dB in PSNR
-   and PSNR-B) at any QF >= 30;
+   and PSNR-B) at any QF >= 30 (if none does, the one that loses least there);
 3. scores it on the `sample` set (scikit-image's photos, a source never used in training): QF estimates on
    whole images and on unaligned patches, and the gated restoration's PSNR / PSNR-B against the JPEG;
-4. saves NAME.safetensors + NAME.json into --out with the measured QF error in the JSON (what estimate-qf
+4. saves NAME.safetensors + NAME.json into --out, with `qf_tile` (the training patch size: QF estimates
+   average over tiles of that size) in the config and the measured QF error in the JSON (what estimate-qf
    reports), and writes results.json with every figure, then the CaVE analysis (t-SNE, QF-MSE figures) of
    the three on the sample set into --out/analysis.
 
@@ -36,26 +38,43 @@ GATE_SPANS = [5, 10, 15, 20, 30, 40]
 HARMLESS_DB = -0.02  # the largest loss a gate may leave at QF >= 30 on the held-out photos
 
 
-def run_export(run: Path) -> Path:
-    """The run's final export, else the export of its newest complete checkpoint."""
-    final = run / "cave.safetensors"
-    if final.is_file():
-        return final
+SELECT_BY = {"dual": "qf_mae_seen", "explicit": "qf_mae_seen", "implicit": "psnr_gain_seen"}
+
+
+def run_export(run: Path, mode: str) -> tuple[Path, int]:
+    """(export, step) of the run's kept checkpoint that scored best on the held-out photos during training
+    (QF MAE at the seen QFs; PSNR gain for the implicit run, which has no trained QF head)."""
+    import csv
+
     from methods.codiff.training.checkpointing import CheckpointFolder
 
-    latest = CheckpointFolder(run / "checkpoints", 1).latest()
-    if latest is None:
-        raise SystemExit(f"{run}: no export and no checkpoint")
-    return latest / "export" / "cave.safetensors"
+    key = SELECT_BY[mode]
+    scored = []
+    for checkpoint in CheckpointFolder(run / "checkpoints").complete():
+        with open(checkpoint / "validation.csv", newline="") as fh:
+            overall = [row for row in csv.DictReader(fh) if row["qf"] == "all"][0]
+        value = float(overall[key])
+        scored.append((value if key.startswith("qf") else -value, CheckpointFolder.step_of(checkpoint), checkpoint))
+    if not scored:
+        raise SystemExit(f"{run}: no complete checkpoint")
+    _, step, best = min(scored)
+    return best / "export" / "cave.safetensors", step
 
 
-def with_gate(cave, gate: tuple[float, float] | None):
-    """A copy of `cave` whose config carries `gate` (same tensors)."""
+def configured(cave, **changes):
+    """A copy of `cave` with its config changed (`restore_gate`, `qf_tile`), same tensors."""
     from methods.codiff.cave import CaVE
 
-    gated = CaVE(dataclasses.replace(cave.config, restore_gate=gate))
-    gated.load_state_dict(cave.state_dict())
-    return gated.eval()
+    copy = CaVE(dataclasses.replace(cave.config, **changes))
+    copy.load_state_dict(cave.state_dict())
+    return copy.eval()
+
+
+def training_patch_size(run: Path) -> int:
+    """The patch size the run trained on (its config.yaml), which becomes the shipped CaVE's `qf_tile`."""
+    import yaml
+
+    return int(yaml.safe_load((run / "config.yaml").read_text())["data"]["patch_size"])
 
 
 def psnr_pair(out: torch.Tensor, hq: torch.Tensor, metrics: dict) -> tuple[float, float]:
@@ -75,8 +94,8 @@ def gate_table(cave, pairs) -> dict[str, Any]:
     weights = np.linspace(0.0, 1.0, 11)
     rows = []
     for pair in pairs:
-        restored, qf_out = cave(pair.lq)
-        estimate = float(100.0 * (1.0 - qf_out.item()))
+        restored, _ = cave(pair.lq)
+        estimate = float(cave.predict_qf(pair.lq))  # as `restore` estimates it (tiled by `qf_tile`)
         scores = [psnr_pair(pair.lq + w * (restored - pair.lq), pair.hq, metrics) for w in weights]
         rows.append({"qf": pair.qf, "estimate": estimate, "scores": scores})
     return {"weights": weights, "rows": rows}
@@ -95,18 +114,16 @@ def gate_gains(table: dict[str, Any], gate: tuple[float, float] | None) -> dict[
     return {qf: tuple(float(np.mean([g[i] for g in values])) for i in (0, 1)) for qf, values in sorted(gains.items())}
 
 
-def choose_gate(table: dict[str, Any]) -> tuple[tuple[float, float] | None, dict]:
-    """The gate with the best mean gain at QF <= 20 among those harmless at QF >= 30 (None if none is)."""
-    best, best_score = None, -np.inf
-    for low in GATE_LOWS:
-        for span in GATE_SPANS:
-            gate = (float(low), float(low + span))
-            gains = gate_gains(table, gate)
-            if any(min(g) < HARMLESS_DB for qf, g in gains.items() if qf >= 30):
-                continue
-            score = np.mean([sum(g) for qf, g in gains.items() if qf <= 20])
-            if score > best_score:
-                best, best_score = gate, score
+def choose_gate(table: dict[str, Any]) -> tuple[tuple[float, float], dict]:
+    """The gate with the best mean gain at QF <= 20 among those harmless at QF >= 30; when none is harmless,
+    the one whose worst loss at QF >= 30 is smallest."""
+    def rank(gate: tuple[float, float]) -> tuple[bool, float]:
+        gains = gate_gains(table, gate)
+        worst = min(min(g) for qf, g in gains.items() if qf >= 30)
+        harmless = worst >= HARMLESS_DB
+        return harmless, float(np.mean([sum(g) for qf, g in gains.items() if qf <= 20])) if harmless else worst
+
+    best = max(((float(low), float(low + span)) for low in GATE_LOWS for span in GATE_SPANS), key=rank)
     return best, {str(q): g for q, g in gate_gains(table, best).items()}
 
 
@@ -146,15 +163,17 @@ def never_seen_scores(cave, images: list[tuple[str, Path]], restore: bool) -> di
 
 
 def qf_error_block(scores: dict[str, Any], data: str) -> dict[str, Any]:
-    """The `evaluation.qf_estimate` block estimate-qf reads: MAE per QF over whole images and patches."""
-    by_qf = {q: (s["image_error"] * 1 + s["patch_error"] * 8) / 9 for q, s in scores.items()}
+    """The `evaluation.qf_estimate` block estimate-qf reads: MAE per QF of whole-image estimates (what
+    estimate-qf computes), with the MAE on unaligned 128-px patches beside it."""
+    by_qf = {q: s["image_error"] for q, s in scores.items()}
     seen = [v for q, v in by_qf.items() if 10 <= int(q) <= 90]
     return {"mae_by_qf": {q: round(v, 2) for q, v in by_qf.items()}, "mae_10_90": round(float(np.mean(seen)), 2),
-            "data": data}
+            "patch_mae_by_qf": {q: round(s["patch_error"], 2) for q, s in scores.items()}, "data": data}
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.analysis.cave import CaveAnalysisConfig, run_cave_analysis
+    from bench.atomic import atomic_write_text
     from methods.codiff.cave import load_cave, save_cave
     from methods.codiff.training.cave_eval import evaluate_cave
     from methods.codiff.training.config import ValConfig
@@ -166,20 +185,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", default="data/cave-train/heldout")
     parser.add_argument("--out", type=Path, default=Path("methods/cave_small/weights"))
     parser.add_argument("--results", type=Path, help="results JSON (default: OUT/results.json)")
+    parser.add_argument("--patches", type=int, default=8, help="random 128-px patches per held-out photo")
+    parser.add_argument("--modes", default=",".join(MODES), help="runs to finish now (comma-separated); the "
+                                                                 "analysis figures are written once all three are")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    val = ValConfig(folder=args.heldout, qfs=QFS, crop=128, patches=8, unseen=UNSEEN)
+    val = ValConfig(folder=args.heldout, qfs=QFS, crop=128, patches=args.patches, unseen=UNSEEN)
     heldout = build_val_pairs(val, JpegProtocol())
     images = sample_images()
     data = (f"the `sample` set ({len(images)} scikit-image photos, a source never used in training), QF "
             f"{', '.join(map(str, QFS))}: whole images and 8 random unaligned 128-px patches each")
-    results: dict[str, Any] = {"heldout": args.heldout, "never_seen": data}
-    for mode in MODES:
+    results_path = args.results or args.out / "results.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results.update(heldout=args.heldout, never_seen=data)
+    for mode in args.modes.split(","):
         run = args.runs / f"cave-small-{mode}"
-        source = run_export(run)
+        source, step = run_export(run, mode)
         cave = load_cave(source)
+        if mode != "implicit":
+            cave = configured(cave, qf_tile=training_patch_size(run))
         decoder = mode != "explicit"
-        entry: dict[str, Any] = {"source": str(source)}
+        entry: dict[str, Any] = {"source": str(source), "step": step}
         entry["heldout"] = evaluate_cave(cave, heldout, UNSEEN, qf_head=mode != "implicit", decoder=decoder)
         gate = None
         if mode == "dual":
@@ -187,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             gate, gains = choose_gate(table)
             entry["gate"] = {"chosen": gate, "heldout_gains": gains,
                              "ungated_heldout_gains": {str(q): g for q, g in gate_gains(table, None).items()}}
-            cave = with_gate(cave, gate)
+            cave = configured(cave, restore_gate=gate)
         entry["never_seen"] = never_seen_scores(cave, images, restore=decoder)
         evaluation = {"qf_estimate": qf_error_block(entry["never_seen"], data)} if mode != "implicit" else {}
         for name in ("train_csv", "val_csv"):
@@ -196,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                 entry[name] = str(path)
         save_cave(cave, args.out / f"cave-small-{mode}", evaluation or None)
         results[mode] = entry
+        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
         print(json.dumps({mode: {"gate": gate, "qf_error": evaluation.get("qf_estimate")}}))
-    (args.results or args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if not all(mode in results for mode in MODES):
+        return 0
     config = CaveAnalysisConfig(caves=[f"{m}={args.out / f'cave-small-{m}.safetensors'}" for m in MODES], qfs=QFS,
                                 unseen=UNSEEN, crops=8, crop_size=128)
     run_cave_analysis(config, images, args.out / "analysis", progress=False, source="finish_small_caves")

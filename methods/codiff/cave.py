@@ -45,6 +45,9 @@ class CaVEConfig:
     - `restore_gate`: None (the release), or [qf_low, qf_high]: `restore` blends the decoder output into the
       input with weight 1 at an estimated QF <= qf_low falling linearly to 0 at >= qf_high, so that images
       the model judges good are left as they are.
+    - `qf_tile`: None (the release: the QF head sees the whole input), or the patch size the QF head was
+      trained on: inputs larger than that are estimated as the mean over non-overlapping tiles of that size
+      (a small CaVE's estimate drifts with the input size, as its QF head pools a few border-dominated tokens).
     """
 
     nc: tuple[int, int, int, int] = (64, 128, 256, 512)
@@ -54,6 +57,7 @@ class CaVEConfig:
     bn_momentum: float = BN_MOMENTUM
     bn_eps: float = BN_EPS
     restore_gate: tuple[float, float] | None = None
+    qf_tile: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nc", tuple(int(c) for c in self.nc))
@@ -66,6 +70,9 @@ class CaVEConfig:
             if not low < high:
                 raise ValueError(f"CaVEConfig.restore_gate needs qf_low < qf_high, got {self.restore_gate}")
             object.__setattr__(self, "restore_gate", (low, high))
+        if self.qf_tile is not None and (int(self.qf_tile) < FORWARD_MULTIPLE or int(self.qf_tile) % EMBED_MULTIPLE):
+            raise ValueError(f"CaVEConfig.qf_tile must be a multiple of {EMBED_MULTIPLE} of at least "
+                             f"{FORWARD_MULTIPLE}, not {self.qf_tile}")
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor]) -> "CaVEConfig":
@@ -222,8 +229,15 @@ class CaVE(nn.Module):
         return self.embed_grid(lq).flatten(2).transpose(1, 2)
 
     def qf_head_output(self, lq: torch.Tensor) -> torch.Tensor:
-        """The QF head's sigmoid output, (B, 1): the estimate of (100 - QF) / 100 that training regresses."""
-        return self.qf_pred(self.embed_grid(lq))
+        """The QF head's sigmoid output, (B, 1): the estimate of (100 - QF) / 100 that training regresses
+        (averaged over `qf_tile` tiles when the config sets a tile and the input is larger)."""
+        tile = self.config.qf_tile
+        b, _, h, w = lq.shape
+        if not tile or h < tile or w < tile or (h == tile and w == tile):
+            return self.qf_pred(self.embed_grid(lq))
+        tiles = lq.unfold(2, tile, tile).unfold(3, tile, tile)  # (B, 3, rows, cols, tile, tile)
+        tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(-1, lq.shape[1], tile, tile)
+        return self.qf_pred(self.embed_grid(tiles)).view(b, -1).mean(dim=1, keepdim=True)
 
     def predict_qf(self, lq: torch.Tensor) -> torch.Tensor:
         """Estimated JPEG quality factor on the 1-100 scale, (B,)."""
@@ -247,10 +261,10 @@ class CaVE(nn.Module):
     def restore(self, lq: torch.Tensor) -> torch.Tensor:
         """The decoder's restoration of `lq`, blended back into `lq` by the QF gate when the config has one
         (see CaVEConfig.restore_gate); unclamped."""
-        restored, qf_output = self(lq)
+        restored, _ = self(lq)
         if self.config.restore_gate is None:
             return restored
-        weight = gate_weight(100.0 * (1.0 - qf_output.float()), self.config.restore_gate).view(-1, 1, 1, 1)
+        weight = gate_weight(self.predict_qf(lq).float(), self.config.restore_gate).view(-1, 1, 1, 1)
         return lq + weight.to(restored.dtype) * (restored - lq)
 
 

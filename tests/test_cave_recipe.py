@@ -198,3 +198,21 @@ def test_a_few_dozen_recipe_steps_learn_qf_on_a_fixed_batch(one_thread):
         error = (model.cave.predict_qf(batch["lq"]) - batch["qf"]).abs().mean().item()
     model.eval()
     assert error < 0.3 * constant, (error, constant)
+
+
+def test_qf_tile_averages_the_estimate_over_tiles_of_the_training_size():
+    torch.manual_seed(0)
+    whole = init_scaled_weights(CaVE(CaVEConfig(**SMALL))).eval()
+    tiled = CaVE(CaVEConfig(**SMALL, qf_tile=32)).eval()
+    tiled.load_state_dict(whole.state_dict())
+    x = torch.rand(2, 3, 64, 100)  # two rows of three 32-px tiles; the 4 columns left over are not used
+    with torch.no_grad():
+        expected = torch.stack([whole.qf_head_output(x[..., r:r + 32, c:c + 32])
+                                for r in (0, 32) for c in (0, 32, 64)]).mean(0)
+        assert torch.allclose(tiled.qf_head_output(x), expected, atol=1e-6)
+        small = x[..., :40, :60]  # room for one tile only: the whole input, as without a tile
+        assert torch.equal(tiled.qf_head_output(small), whole.qf_head_output(small))
+        assert not torch.allclose(tiled.qf_head_output(x), whole.qf_head_output(x))
+    assert CaVEConfig.from_dict(CaVEConfig(**SMALL, qf_tile=64).to_dict()).qf_tile == 64
+    with pytest.raises(ValueError, match="qf_tile"):
+        CaVEConfig(**SMALL, qf_tile=20)

@@ -46,8 +46,9 @@ class CaVEConfig:
       input with weight 1 at an estimated QF <= qf_low falling linearly to 0 at >= qf_high, so that images
       the model judges good are left as they are.
     - `qf_tile`: None (the release: the QF head sees the whole input), or the patch size the QF head was
-      trained on: inputs larger than that are estimated as the mean over non-overlapping tiles of that size
-      (a small CaVE's estimate drifts with the input size, as its QF head pools a few border-dominated tokens).
+      trained on: inputs with room for two or more tiles of that size are estimated as the mean over
+      non-overlapping tiles from the top-left (a small CaVE's estimate drifts with the input size, as its QF
+      head pools a few border-dominated tokens).
     """
 
     nc: tuple[int, int, int, int] = (64, 128, 256, 512)
@@ -230,10 +231,10 @@ class CaVE(nn.Module):
 
     def qf_head_output(self, lq: torch.Tensor) -> torch.Tensor:
         """The QF head's sigmoid output, (B, 1): the estimate of (100 - QF) / 100 that training regresses
-        (averaged over `qf_tile` tiles when the config sets a tile and the input is larger)."""
+        (averaged over `qf_tile` tiles when the config sets a tile and the input holds two or more)."""
         tile = self.config.qf_tile
         b, _, h, w = lq.shape
-        if not tile or h < tile or w < tile or (h == tile and w == tile):
+        if not tile or (h // tile) * (w // tile) < 2:  # room for one tile at most: the input as it is
             return self.qf_pred(self.embed_grid(lq))
         tiles = lq.unfold(2, tile, tile).unfold(3, tile, tile)  # (B, 3, rows, cols, tile, tile)
         tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(-1, lq.shape[1], tile, tile)

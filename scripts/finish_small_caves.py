@@ -12,8 +12,9 @@ scored best on the held-out photos during training, then:
    whole images and on unaligned patches, and the gated restoration's PSNR / PSNR-B against the JPEG;
 4. saves NAME.safetensors + NAME.json into --out, with `qf_tile` (the training patch size: QF estimates
    average over tiles of that size) in the config and the measured QF error in the JSON (what estimate-qf
-   reports), and writes results.json with every figure, then the CaVE analysis (t-SNE, QF-MSE figures) of
-   the three on the sample set into --out/analysis.
+   reports), and writes results.json with every figure; once all three are done, the CaVE analysis of the
+   three on the sample set (RUNS/cave-small-analysis: t-SNE, QF-MSE, silhouettes), whose two figures are
+   copied into OUT/figures for the model card.
 
     python scripts/finish_small_caves.py [--runs runs/train] [--out methods/cave_small/weights]
 """
@@ -173,12 +174,12 @@ def qf_error_block(scores: dict[str, Any], data: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from bench.analysis.cave import CaveAnalysisConfig, run_cave_analysis
-    from bench.atomic import atomic_write_text
+    from bench.atomic import atomic_write_bytes, atomic_write_text
+    from bench.protocol import JpegProtocol
     from methods.codiff.cave import load_cave, save_cave
     from methods.codiff.training.cave_eval import evaluate_cave
     from methods.codiff.training.config import ValConfig
     from methods.codiff.training.data import build_val_pairs
-    from bench.protocol import JpegProtocol
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/train"))
@@ -194,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     heldout = build_val_pairs(val, JpegProtocol())
     images = sample_images()
     data = (f"the `sample` set ({len(images)} scikit-image photos, a source never used in training), QF "
-            f"{', '.join(map(str, QFS))}: whole images and 8 random unaligned 128-px patches each")
+            f"{', '.join(map(str, QFS))}: whole images (mae_by_qf) and 8 random unaligned 128-px patches each "
+            "(patch_mae_by_qf)")
     results_path = args.results or args.out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
     results.update(heldout=args.heldout, never_seen=data)
@@ -228,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     config = CaveAnalysisConfig(caves=[f"{m}={args.out / f'cave-small-{m}.safetensors'}" for m in MODES], qfs=QFS,
                                 unseen=UNSEEN, crops=8, crop_size=128)
-    run_cave_analysis(config, images, args.out / "analysis", progress=False, source="finish_small_caves")
+    analysis = args.runs / "cave-small-analysis"
+    run_cave_analysis(config, images, analysis, progress=False, source="finish_small_caves")
+    for figure in ("tsne.png", "qf_mse.png"):
+        atomic_write_bytes(args.out / "figures" / figure, (analysis / figure).read_bytes())
     return 0
 
 

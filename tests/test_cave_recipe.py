@@ -196,7 +196,6 @@ def test_a_few_dozen_recipe_steps_learn_qf_on_a_fixed_batch(one_thread):
         optimizer.step()
     with torch.no_grad():
         error = (model.cave.predict_qf(batch["lq"]) - batch["qf"]).abs().mean().item()
-    model.eval()
     assert error < 0.3 * constant, (error, constant)
 
 

@@ -23,7 +23,11 @@ import numpy as np
 
 from bench.analysis import Analysis, AnalysisInputs, create_analysis
 from bench.config import CLEAN, RunConfig, Variant
-from bench.core.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from bench.core.atomic import (
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 from bench.core.device import checked_device
 from bench.core.errors import BenchError, UnknownNameError
 from bench.core.imageio import ImageError, encode_png, read_rgb8, to_tensor, to_uint8

@@ -43,7 +43,9 @@ def test_ablation_config_is_one_method_configured_per_row():
     config = RunConfig.from_file(REPO / "configs" / "ablations.yaml")
     specs = config.method_specs()
     assert {s.method for s in specs} == {"codiff"} and len(specs) == 9
-    from reports.ablations import TABLES  # every paper row the report shows is a configured row (DAPE aside)
+    from reports.ablations import (
+        TABLES,  # every paper row the report shows is a configured row (DAPE aside)
+    )
 
     labels = {row.label for table in TABLES for row in table.rows} - {"codiff-prompt-dape"}
     assert labels | {"codiff-released"} == {s.label for s in specs}

@@ -76,7 +76,7 @@ def test_config_rejects_unknown_keys_and_merges_bases(tmp_path):
                                                         "optim": {"lr": "2e-5"}}))
     (tmp_path / "top.yaml").write_text(yaml.safe_dump({"base": "base.yaml", "model": {"nb": 1}, "mode": "explicit"}))
     config = load_config(CaveTrainConfig, tmp_path / "top.yaml", ["train.batch_size=16", "data.qf.exclude=[1, 5, 7]"])
-    assert (config.model.nc, config.model.nb, config.mode) == ([8, 16, 32, 64], 1, "explicit")
+    assert (config.model.nc, config.model.nb, config.mode) == ((8, 16, 32, 64), 1, "explicit")
     assert config.optim.lr == 2e-5 and config.train.batch_size == 16 and config.data.qf.exclude == [1, 5, 7]
     release = load_config(CaveTrainConfig, REPO / "configs" / "train" / "cave.yaml")
     assert (release.optim.lr, release.train.batch_size, release.model.nb, release.data.patch_size) == \
@@ -173,8 +173,10 @@ def test_resume_continues_exactly_and_exports_load(train_images, tmp_path):
     assert [tuple(r[k] for k in key) for r in rows_whole] == [tuple(r[k] for k in key) for r in rows_parts]
     assert [r["step"] for r in rows_parts] == ["1", "2", "3", "4"] and rows_parts[-1]["lr"] == "0.0005"
     val = read_csv(parts / "val.csv")
-    assert [(r["step"], r["qf"]) for r in val] == [("2", "10"), ("2", "50"), ("4", "10"), ("4", "50")]
-    assert {"psnr", "psnr_b", "qf_mse", "lq_psnr"} <= set(val[0])
+    assert [(r["step"], r["qf"]) for r in val] == [("2", "10"), ("2", "50"), ("2", "all"),
+                                                   ("4", "10"), ("4", "50"), ("4", "all")]
+    assert {"psnr", "psnr_b", "psnr_gain", "qf_mae", "qf_mse", "lq_psnr"} <= set(val[0])
+    assert {"qf_mae_seen", "psnr_gain_seen", "silhouette_all"} <= set(val[2])
     assert (parts / "checkpoints" / "step-00000004" / "validation.csv").is_file()
     # both export formats load in the inference path and compute the trained network
     lq = torch.rand(1, 3, 64, 64)

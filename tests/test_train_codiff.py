@@ -240,8 +240,8 @@ def test_real_latents_are_the_release_s_pristine_vae_samples(tiny_weights, train
 
 def test_validation_reports_the_paper_metrics_present_after_the_colour_fix(tiny_weights, train_images, tmp_path,
                                                                           one_thread, dists_cache, monkeypatch):
-    from bench.metrics.caches import cache_environment
     from bench.core.protocol import JpegProtocol
+    from bench.metrics.caches import cache_environment
     from methods.codiff.training.data import build_val_pairs
 
     for key, value in cache_environment(dists_cache).items():

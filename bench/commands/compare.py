@@ -29,7 +29,13 @@ def register(subparsers) -> None:
 
 def compare_command(args: argparse.Namespace) -> int:
     from bench.core.terminal import shown
-    from reports.runcompare import CompareError, Tolerance, compare_runs, load_runs, render_comparison
+    from reports.runcompare import (
+        CompareError,
+        Tolerance,
+        compare_runs,
+        load_runs,
+        render_comparison,
+    )
 
     tolerances = [Tolerance.parse(text) for text in args.fail_if_worse]
     if not 0 < args.alpha < 1:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+
 from bench.core.degradation import parse_step
 from bench.core.errors import BenchError
 

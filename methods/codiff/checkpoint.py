@@ -56,8 +56,12 @@ def is_project_checkpoint(path: str | Path) -> bool:
     return tensors.is_file() and config.is_file()
 
 
-def save_project(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any]) -> Path:
-    """Write `tensors` and `config` atomically as `NAME.safetensors` + `NAME.json`; return the tensors path."""
+def save_project(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, config: dict[str, Any],
+                 evaluation: dict[str, Any] | None = None) -> Path:
+    """Write `tensors` and `config` atomically as `NAME.safetensors` + `NAME.json`; return the tensors path.
+
+    `evaluation`, when given, is stored beside the config: measured figures that describe the model (e.g. the
+    error of its QF estimates) for tools to report; `project_evaluation` reads it back."""
     from safetensors.torch import save_file
 
     tensors_path, config_path = project_paths(path)
@@ -65,6 +69,8 @@ def save_project(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, 
     with atomic_path(tensors_path) as tmp:
         save_file(contiguous, str(tmp), metadata={"format": FORMAT, "kind": kind})
     header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "config": config}
+    if evaluation is not None:
+        header["evaluation"] = evaluation
     atomic_write_text(config_path, json.dumps(header, indent=2, sort_keys=True) + "\n")
     return tensors_path
 
@@ -99,6 +105,18 @@ def load_project(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{tensors_path}: not a readable safetensors file ({exc})") from exc
     return tensors, dict(header.get("config") or {})
+
+
+def project_evaluation(path: str | Path) -> dict[str, Any]:
+    """The `evaluation` a project checkpoint's JSON stores; empty for other files or when it stores none."""
+    config_path = project_paths(path)[1]
+    if not is_project_checkpoint(path) or not config_path.is_file():
+        return {}
+    try:
+        evaluation = json.loads(config_path.read_text()).get("evaluation")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return evaluation if isinstance(evaluation, dict) else {}
 
 
 # -- official (torch) files -----------------------------------------------------------------------------

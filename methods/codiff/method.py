@@ -99,7 +99,8 @@ class Codiff(Method):
 
 
 class CaveRestorer(Method):
-    """CaVE's decoder as a restorer: a cheap feed-forward CNN, blind (it predicts the QF internally)."""
+    """CaVE's decoder as a restorer: a cheap feed-forward CNN, blind (it predicts the QF internally; a CaVE
+    with a QF gate in its config blends its output into the input by that estimate)."""
 
     blind = True
     steps = 1
@@ -127,5 +128,5 @@ class CaveRestorer(Method):
         self.load()
         with torch.inference_mode():
             x = request.lq.to(self.device, torch.float32)
-            out = tiled_map(lambda t: self.model(t)[0], x, self.opts.tile, self.opts.tile_overlap, align=8)
+            out = tiled_map(self.model.restore, x, self.opts.tile, self.opts.tile_overlap, align=8)
         return out.clamp(0, 1).to(request.lq.device)

@@ -43,7 +43,7 @@ class CaveAnalysisConfig:
     `unseen` are the QFs left out of training, marked in the figures and scored on their own.
     """
 
-    caves: list[str] = field(default_factory=lambda: ["cave-small-explicit", "cave-small-dual"])
+    caves: list[str] = field(default_factory=lambda: _shipped_caves())
     qfs: list[int] = field(default_factory=lambda: list(DEFAULT_QFS))
     unseen: list[int] = field(default_factory=lambda: [1, 5])
     crops: int = 8
@@ -60,6 +60,12 @@ class CaveAnalysisConfig:
             raise CaveAnalysisError(f"quality factors must be within 1..100: {self.qfs}")
         if self.crop_size % 8 or self.crop_size < 32:
             raise CaveAnalysisError(f"crop_size must be a multiple of 8 and at least 32, not {self.crop_size}")
+
+
+def _shipped_caves() -> list[str]:
+    from methods.codiff.cave_small import SHIPPED_CAVES
+
+    return list(SHIPPED_CAVES)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Two small CaVEs trained for this project (QF-only `explicit` and `dual` learning) shipped with the package,
-and the `cave-small` method: the dual CaVE's decoder restoration, the embedded default restorer.
+"""Three small CaVEs trained for this project (`dual`, QF-only `explicit` and reconstruction-only `implicit`
+learning, same data and budget) shipped with the package, and the `cave-small` method: the dual CaVE's gated
+decoder restoration, the embedded default restorer.
 
 The weights and their model card live in `weights/` (see weights/MODEL_CARD.md).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-SHIPPED_CAVES = ("cave-small-explicit", "cave-small-dual")
+SHIPPED_CAVES = ("cave-small-dual", "cave-small-explicit", "cave-small-implicit")
 DEFAULT_CAVE = "cave-small-dual"
 
 

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                                    "checkpoints", description=__doc__)
     parser.add_argument("--cave", action="append", required=True, metavar="CKPT",
                         help="a CaVE checkpoint (cave.pth or this project's .safetensors), LABEL=PATH, or a shipped "
-                             "name (cave-small-dual, cave-small-explicit); repeat to compare side by side")
+                             "name (cave-small-dual, cave-small-explicit, cave-small-implicit); repeat to compare "
+                             "side by side")
     parser.add_argument("--dataset", action="append", default=[], help="a dataset name from datasets.yaml")
     parser.add_argument("--images", action="append", default=[], help="a folder of images (repeatable)")
     parser.add_argument("--data-root", dest="data_root", help="root of the registered datasets")

@@ -6,10 +6,11 @@ error naming the key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from bench.core.errors import ConfigError
+from methods.codiff.cave import CaVEConfig
 
 
 # -- shared sections --------------------------------------------------------------------------------------
@@ -73,7 +74,10 @@ class DataConfig:
 class ValConfig:
     """Held-out validation every `every` steps (0: only at the end) on `folder` at each QF of `qfs`.
 
-    Each image is centre-cropped to `crop` (a multiple of 32; null: the largest multiple of 32 that fits).
+    Each image is centre-cropped to `crop` (a multiple of 32; null: the largest multiple of 32 that fits), or,
+    with `patches` > 0, gives that many `crop`-sized patches at seeded random positions, most of them off the
+    8x8 JPEG grid (the JPEG is encoded on the whole image first), so that estimates are judged on unaligned
+    inputs too. `unseen` are QFs kept out of training: their scores are reported apart.
     """
 
     folder: str | None = None
@@ -81,6 +85,8 @@ class ValConfig:
     every: int = 1000
     max_images: int | None = None
     crop: int | None = 256
+    patches: int = 0
+    unseen: list[int] = field(default_factory=lambda: [1, 5])
 
 
 @dataclass
@@ -118,27 +124,34 @@ class AdamConfig:
 
 
 # -- stage 1 ---------------------------------------------------------------------------------------------
-@dataclass
-class CaveModelConfig:
-    """CaVE widths and depth, initialisation ('release': orthogonal gain 0.2, uniform BN weights; 'default':
-    PyTorch's), and whether BatchNorm statistics span the global batch of all processes (`sync_batchnorm`;
-    off by default: each process normalises its own share, as the release's DataParallel replicas do)."""
+@dataclass(frozen=True)
+class CaveModelConfig(CaVEConfig):
+    """The CaVE to train: its architecture (`CaVEConfig`, the one description of it, exported with the
+    weights), how its weights start (`init`: 'release', orthogonal gain 0.2 and uniform BN weights; 'default',
+    PyTorch's; 'scaled', unit-scale activations at any width, see cave.init_scaled_weights), and whether
+    BatchNorm statistics span the global batch of all processes (`sync_batchnorm`; off by default: each
+    process normalises its own share, as the release's DataParallel replicas do)."""
 
-    nc: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
-    nb: int = 4
-    init: Literal["release", "default"] = "release"
+    init: Literal["release", "default", "scaled"] = "release"
     sync_batchnorm: bool = False
+
+    def architecture(self) -> CaVEConfig:
+        """The network alone, as a checkpoint stores it."""
+        return CaVEConfig(**{f.name: getattr(self, f.name) for f in fields(CaVEConfig)})
 
 
 @dataclass
 class CaveLossConfig:
-    """L = rec_weight * L1(decoder, HQ) + qf_weight * L1(QF head, (100-QF)/100), terms chosen by the mode.
+    """L = rec_weight * L1(decoder, HQ) + qf_weight * D(QF head, (100-QF)/100), terms chosen by the mode.
 
-    The release weighs the QF term 0.001 in dual learning; alone (explicit mode) give it weight 1, since
-    gradients 1000 times smaller come close to Adam's eps."""
+    D is `qf_loss`: the release's L1, or MSE (its gradient shrinks with the error instead of being a
+    constant-size sign, so Adam's steps settle near the target). The release weighs the QF term 0.001 in dual
+    learning; alone (explicit mode) give it weight 1, since gradients 1000 times smaller come close to Adam's
+    eps."""
 
     rec_weight: float = 1.0
     qf_weight: float = 0.001
+    qf_loss: Literal["l1", "mse"] = "l1"
 
 
 def _cave_optim() -> AdamConfig:

@@ -272,28 +272,51 @@ def centre_crop(rgb: np.ndarray, crop: int | None, multiple: int = CAVE_MULTIPLE
     return np.ascontiguousarray(rgb[top:top + th, left:left + tw])
 
 
+def random_boxes(height: int, width: int, size: int, count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """`count` (top, left) corners of `size`-pixel squares at uniformly random pixel positions (so 63 in 64 are
+    off the 8x8 JPEG grid); none when the image is smaller than `size`."""
+    if min(height, width) < size:
+        return []
+    return [(int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))) for _ in range(count)]
+
+
 def build_val_pairs(config: ValConfig, protocol: JpegProtocol, data_root: str | None = None) -> list[ValPair]:
-    """Every validation image at every validation QF, encoded once through the project's protocol."""
+    """Every validation image (or `patches` random patches of it) at every validation QF, encoded once through
+    the project's protocol."""
     from bench.core.imageio import to_tensor
 
     if not config.folder:
         return []
     if config.crop is not None and config.crop % CAVE_MULTIPLE:
         raise ConfigError(f"val.crop must be a multiple of {CAVE_MULTIPLE}, not {config.crop}")
+    if config.patches and config.crop is None:
+        raise ConfigError("val.patches needs a val.crop size")
     files = resolve_image_files([config.folder], data_root)[: config.max_images or None]
     pairs: list[ValPair] = []
-    for path in files:
+    for index, path in enumerate(files):
         try:
-            hq = centre_crop(read_rgb8(path).rgb, config.crop)
+            rgb = read_rgb8(path).rgb
         except ImageError as exc:
             log.warning("validation image skipped: %s", exc)
             continue
-        if hq is None:
-            log.warning("validation image %s is smaller than %d pixels and skipped", path, CAVE_MULTIPLE)
+        if config.patches:
+            boxes = random_boxes(*rgb.shape[:2], config.crop, config.patches, np.random.default_rng([0x7A1, index]))
+            hq = rgb
+        else:
+            hq = centre_crop(rgb, config.crop)
+            boxes = [] if hq is None else [(0, 0)]
+        if not boxes:
+            log.warning("validation image %s is smaller than the %s-pixel crop and skipped", path,
+                        config.crop or CAVE_MULTIPLE)
             continue
+        size = config.crop if config.patches else None
         for quality in config.qfs:
             lq = decode_jpeg(protocol.encode(hq, int(quality)))
-            pairs.append(ValPair(path.name, int(quality), to_tensor(hq), to_tensor(lq)))
+            for k, (top, left) in enumerate(boxes):
+                window = np.s_[top:top + size, left:left + size] if size else np.s_[:, :]
+                name = f"{path.name}#{k}" if size else path.name
+                pairs.append(ValPair(name, int(quality), to_tensor(np.ascontiguousarray(hq[window])),
+                                     to_tensor(np.ascontiguousarray(lq[window]))))
     if not pairs:
         raise ConfigError(f"validation folder {config.folder} gave no usable image")
     return pairs

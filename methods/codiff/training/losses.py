@@ -26,14 +26,16 @@ def qf_target(qf: torch.Tensor) -> torch.Tensor:
 
 def cave_losses(restored: torch.Tensor | None, qf_output: torch.Tensor | None, hq: torch.Tensor, qf: torch.Tensor,
                 weights: CaveLossConfig) -> dict[str, torch.Tensor]:
-    """rec_weight * L1(restored, HQ) + qf_weight * L1(QF head, target); a term whose output is None is off."""
+    """rec_weight * L1(restored, HQ) + qf_weight * D(QF head, target), D the configured L1 or MSE; a term whose
+    output is None is off."""
     losses: dict[str, torch.Tensor] = {}
     total = hq.new_zeros(())
     if restored is not None:
         losses["rec"] = F.l1_loss(restored.float(), hq)
         total = total + weights.rec_weight * losses["rec"]
     if qf_output is not None:
-        losses["qf"] = F.l1_loss(qf_output.float(), qf_target(qf).to(qf_output.device))
+        distance = F.mse_loss if weights.qf_loss == "mse" else F.l1_loss
+        losses["qf"] = distance(qf_output.float(), qf_target(qf).to(qf_output.device))
         total = total + weights.qf_weight * losses["qf"]
     losses["loss"] = total
     return losses

@@ -1,9 +1,10 @@
 """Stage 1: CaVE dual learning (explicit: QF regression; implicit: reconstruction; dual: both).
 
-Adam with MultiStepLR and the release's initialisation. Validation reports, per QF, the decoder's PSNR and
-PSNR-B (the harness's, on luma; modes that train the decoder) and the QF head's squared error in QF units
-(modes that train it).
-Exports `cave.pth` (the release's plain state dict) and `cave.safetensors` + `cave.json` (this project's).
+Adam with MultiStepLR and the configured initialisation. Validation (cave_eval) reports, per QF, the
+decoder's PSNR and PSNR-B gain over the JPEG (modes that train the decoder), the QF head's MAE and MSE in QF
+units (modes that train it), and over all QFs the embedding's silhouette and linear-probe error.
+Exports `cave.safetensors` + `cave.json` (this project's format) and, when the network is the release's
+architecture, `cave.pth` (the release's plain state dict).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from torch import nn
 
 from methods.codiff.cave import (
     CaVE,
-    CaVEConfig,
     init_cave_weights,
+    init_scaled_weights,
     save_cave,
     save_cave_official,
 )
+from methods.codiff.training.cave_eval import evaluate_cave
 from methods.codiff.training.config import CaveTrainConfig
 from methods.codiff.training.data import ValPair
 from methods.codiff.training.distributed import globalise_batchnorm
@@ -31,7 +33,8 @@ from methods.codiff.training.trainer import (
     adam_optimizer,
     multistep_scheduler,
 )
-from methods.codiff.training.validation import ValidationScores
+
+INITIALISERS = {"release": init_cave_weights, "scaled": init_scaled_weights, "default": lambda model: model}
 
 
 class CaveObjective(nn.Module):
@@ -62,10 +65,8 @@ class CaveTask(TrainTask):
         self.find_unused_parameters = config.mode != "dual"
 
     def build_model(self) -> CaveObjective:
-        model_cfg = self.config.model
-        cave = CaVE(CaVEConfig(nc=tuple(model_cfg.nc), nb=model_cfg.nb))
-        if model_cfg.init == "release":
-            init_cave_weights(cave)
+        cave = CaVE(self.config.model.architecture())
+        INITIALISERS[self.config.model.init](cave)
         return CaveObjective(cave, self.config.mode)
 
     def setup(self, accelerator: Any) -> None:
@@ -90,26 +91,15 @@ class CaveTask(TrainTask):
     def cave(self) -> CaVE:
         return self.unwrap("cave").cave
 
-    @torch.no_grad()
     def validate(self, pairs: list[ValPair]) -> list[dict[str, Any]]:
-        cave, mode = self.cave, self.config.mode
-        was_training = cave.training
-        cave.eval()
-        scores = ValidationScores()
-        try:
-            for pair in pairs:
-                restored, qf_output = cave(pair.lq.to(self.device))
-                scores.add_images(pair.qf, pair.lq, pair.hq, prefix="lq_")
-                if mode != "explicit":
-                    scores.add_images(pair.qf, restored, pair.hq)
-                if mode != "implicit":
-                    predicted = 100.0 * (1.0 - qf_output.float().item())
-                    scores.add(pair.qf, qf_pred=predicted, qf_mse=(predicted - pair.qf) ** 2)
-        finally:
-            cave.train(was_training)
-        return scores.rows()
+        mode = self.config.mode
+        return evaluate_cave(self.cave, pairs, self.config.val.unseen, qf_head=mode != "implicit",
+                             decoder=mode != "explicit", device=self.device)
 
     def export(self, folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         cave = self.cave
-        return [save_cave_official(cave, folder / "cave.pth"), save_cave(cave, folder / "cave")]
+        files = [save_cave(cave, folder / "cave")]
+        if set(cave.config.to_dict()) == {"nc", "nb"}:  # the release's format cannot say more than the widths
+            files.insert(0, save_cave_official(cave, folder / "cave.pth"))
+        return files

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.core.errors import ConfigError
 from methods.codiff.cave import CaVE, load_cave
 from methods.codiff.checkpoint import PROMPT_KIND, save_codiff_checkpoint, save_project
 from methods.codiff.colorfix import color_fix
 from methods.codiff.discriminator import LatentDiscriminator, PristineLatents
 from methods.codiff.generator import CODiffGenerator, release_lora_spec
 from methods.codiff.sd import load_sd_components, resolve_sd_path
-from bench.core.errors import ConfigError
 from methods.codiff.training.config import CodiffTrainConfig
 from methods.codiff.training.data import ValPair
 from methods.codiff.training.losses import (

@@ -96,15 +96,15 @@ class CaVEConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "CaVEConfig":
-        """The config a checkpoint's JSON stores (`to_dict`); keys this code does not know are errors."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CheckpointError(f"unknown CaVE config key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        """The config a checkpoint's JSON stores (`to_dict`), read with the typed config system; keys this code
+        does not know, or values of the wrong kind, are errors."""
+        from bench.core.config import from_dict
+        from bench.core.errors import BenchError
+
         try:
-            return cls(**values)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"invalid CaVE config {dict(values)}: {exc}") from exc
+            return from_dict(cls, dict(values))
+        except (BenchError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"invalid CaVE config {dict(values)}: {exc}") from None
 
     def to_dict(self) -> dict:
         """`nc` and `nb`, plus every other field that differs from the release (release files stay as they were)."""

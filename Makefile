@@ -16,7 +16,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml $(CONSTRAINTS)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) torch torchvision
-	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev,encoders]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -61,6 +61,7 @@ class RunComparison:
     correction: str
     alpha: float
     regressions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tolerances: list[Tolerance] = field(default_factory=list)
 
 
 def load_runs(run_dirs: list[str | Path]) -> list[RunData]:
@@ -105,8 +106,8 @@ def compare_runs(runs: list[RunData], *, correction: str = "holm", alpha: float 
             frame["significant"] = frame["p_adjusted"] < alpha
         frames.append(frame)
     rows = pd.concat(frames, ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame()
-    result = RunComparison(runs, rows, provenance(runs), correction, alpha)
-    result.regressions = regressions(rows, fail_if_worse or [])
+    result = RunComparison(runs, rows, provenance(runs), correction, alpha, tolerances=list(fail_if_worse or []))
+    result.regressions = regressions(rows, result.tolerances)
     return result
 
 
@@ -223,6 +224,7 @@ def render_comparison(result: RunComparison, out: str | Path) -> Path:
         "runs": [(i, str(r.run_dir.resolve())) for i, r in enumerate(result.runs)],
         "correction": CORRECTIONS[result.correction], "alpha": result.alpha,
         "blocks": _blocks(result.rows, labels), "regressions": _view(result.regressions, labels),
+        "tolerances": [f"{labels.metric(t.metric)} {t.tolerance:g}" for t in result.tolerances],
         "differs": [r for r in result.provenance if r["differs"]],
         "same": [r for r in result.provenance if not r["differs"]],
     }

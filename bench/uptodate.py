@@ -2,8 +2,8 @@
 
 After a run that finished without errors the engine writes `<run_dir>/uptodate.json`: a hash of everything
 that determines the results (the config, the code of the installed packages, library versions, the registered
-entries it used, the identity of every input image, and the content hash of every weight file it consulted,
-present or not). A rerun first recomputes that hash, which costs stat calls and the hash cache, not model
+entries it used, the settings that say where files are looked up, the identity of every input image, and the
+content hash of every weight file it consulted, present or not). A rerun first recomputes that hash, which costs stat calls and the hash cache, not model
 loading; when it matches and the report is there, nothing is done. Anything else (a changed option, a new
 image, a swapped checkpoint, a metric's weights that appeared, an edited source file) runs the engine, which
 then reuses what it can unit by unit.
@@ -25,6 +25,9 @@ from bench.core.resources import package_file
 STAMP = "uptodate.json"
 _PACKAGES = ("bench", "methods", "reports")
 _IGNORED_CONFIG = ("run_dir", "sources")  # a copied or moved run folder holds the same results
+# Where weight files, caches and data are looked up: a different setting may find other files.
+_ENVIRONMENT = ("CODIFF_BENCH_WEIGHTS", "CODIFF_BENCH_DATA", "CODIFF_BENCH_DATASETS", "TORCH_HOME", "HF_HOME",
+                "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "XDG_CACHE_HOME")
 
 
 def code_hash() -> str:
@@ -55,6 +58,7 @@ def run_fingerprint(config: RunConfig, weight_files: list[str]) -> str:
     payload: dict[str, Any] = {
         "config": {k: v for k, v in config.to_dict().items() if k not in _IGNORED_CONFIG},
         "code": code_hash(),
+        "environment": {name: os.environ.get(name) for name in _ENVIRONMENT},
         "versions": library_versions(),
         "registered": {registry.kind: {name: str(registry.target(name)) for name in registry.names()}
                        for registry in (METHODS, METRICS, ANALYSES)},

@@ -24,7 +24,7 @@ def engine_calls(monkeypatch) -> list[str]:
     return calls
 
 
-def test_only_a_changed_run_starts_the_engine(tmp_path, image_folder, engine_calls, capsys):
+def test_only_a_changed_run_starts_the_engine(tmp_path, image_folder, engine_calls, capsys, monkeypatch):
     images = image_folder
     argv = ["run", "--images", str(images), "--methods", "jpeg", "--qf", "10", "--metrics", "psnr",
             "--run-dir", str(tmp_path / "run"), "--no-report", "--quiet"]
@@ -42,6 +42,8 @@ def test_only_a_changed_run_starts_the_engine(tmp_path, image_folder, engine_cal
     copied = [a if a != str(tmp_path / "run") else str(tmp_path / "copy") for a in argv]
     assert main(copied) == 0 and len(engine_calls) == 5  # the qf 10,20 run is stored, not the qf 10 one
     assert main(copied) == 0 and len(engine_calls) == 5
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "other-cache"))  # metric weights may be found there
+    assert main(copied) == 0 and len(engine_calls) == 6
 
 
 def test_a_run_with_errors_is_never_taken_as_finished(tmp_path, image_folder, engine_calls):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from bench.core.errors import BenchError, UnknownNameError
 
@@ -61,10 +61,6 @@ class Registry(Generic[T]):
         self._loaded.pop(name, None)
         return target
 
-    def unregister(self, name: str) -> None:
-        self._targets.pop(name, None)
-        self._loaded.pop(name, None)
-
     # -- looking up --------------------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Every registered name, built-in, plugin and in-code, sorted; nothing is imported."""
@@ -74,9 +70,6 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._read_plugins()
         return name in self._targets
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
 
     def check(self, name: str) -> str:
         """`name` when it is registered, else UnknownNameError (with the known names and a suggestion)."""
@@ -102,9 +95,6 @@ class Registry(Generic[T]):
             obj.name = name  # a registered class knows the name it is registered under
         self._loaded[name] = obj
         return obj
-
-    def items(self) -> list[tuple[str, T]]:
-        return [(name, self.get(name)) for name in self.names()]
 
     # -- state (tests restore it) -------------------------------------------------------------------------
     def snapshot(self) -> Callable[[], None]:

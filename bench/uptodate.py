@@ -46,7 +46,6 @@ def code_hash() -> str:
 def run_fingerprint(config: RunConfig, weight_files: list[str]) -> str:
     """The hash of everything that determines the results of `config` (see the module docstring)."""
     from bench.analysis import ANALYSES
-    from bench.core.weights import WeightFile
     from bench.distributed import Shard
     from bench.metrics import METRICS
     from bench.provenance import library_versions
@@ -63,7 +62,7 @@ def run_fingerprint(config: RunConfig, weight_files: list[str]) -> str:
         "registered": {registry.kind: {name: str(registry.target(name)) for name in registry.names()}
                        for registry in (METHODS, METRICS, ANALYSES)},
         "inputs": [[e.dataset, e.image, list(identity(os.stat(e.path)))] for e in entries],
-        "weights": {path: WeightFile("", Path(path)).sha256() for path in sorted(set(weight_files))},
+        "weights": {path: content_sha256(path) if Path(path).is_file() else None for path in sorted(set(weight_files))},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from bench.core.config import from_dict, to_dict
+from bench.core.config import NoOptions, from_dict, to_dict
 from bench.core.errors import BenchError
 from bench.core.weights import WeightFile, unusable_files
 
@@ -50,11 +50,6 @@ class RestoreRequest:
     qf: int | None = None
     jpeg_bytes: bytes | None = None
     unit: Unit | None = None
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A method without options."""
 
 
 def without_weight_paths(config: dict[str, Any], weight_paths: list[Path]) -> dict[str, Any]:

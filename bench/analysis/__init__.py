@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.core.config import from_dict
+from bench.core.config import NoOptions, from_dict
 from bench.core.errors import BenchError
-from bench.core.paths import ANALYSES_FOLDER
 from bench.core.protocol import JpegProtocol
 from bench.core.registry import Registry, registry
 
@@ -30,11 +29,6 @@ class AnalysisInputs:
     protocol: JpegProtocol
     out_dir: Path
     progress: bool = True
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """An analysis without options."""
 
 
 class Analysis(ABC):

@@ -24,6 +24,11 @@ T = TypeVar("T")
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """The config class of a part that takes no options (every key given to it is an error)."""
+
+
 # -- files ------------------------------------------------------------------------------------------------
 def read_mapping(path: str | os.PathLike, what: str, error: type[Exception] = ConfigError) -> dict[str, Any]:
     """The mapping in a YAML file; `error` naming the file and `what` it is when it is absent, not YAML,

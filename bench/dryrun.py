@@ -7,18 +7,19 @@ metric weights are checked. The exit status is 0 when nothing is missing, else 1
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from bench.config import RunConfig
+from bench.config import CLEAN, RunConfig
+from bench.core.config import unset_variables
 from bench.core.terminal import shown
+from bench.engine.layout import RunLayout
+from bench.engine.planner import RunPlan
 
-DATA, WEIGHTS, INPUTS, CONFIG, METRICS, ENV, PACKAGES = (
+DATA, WEIGHTS, INPUTS, CONFIG, METRICS, ENV, PACKAGES, DEVICE = (
     "data sets", "method weights", "method inputs (precomputed outputs, commands)", "configuration",
-    "metric weights", "environment variables", "Python packages (protocol variants skipped without them)")
-GROUPS = (ENV, DATA, WEIGHTS, INPUTS, METRICS, PACKAGES, CONFIG)
-_UNSET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+    "metric weights", "environment variables", "Python packages (protocol variants skipped without them)",
+    "compute device")
+GROUPS = (ENV, DEVICE, DATA, WEIGHTS, INPUTS, METRICS, PACKAGES, CONFIG)
 
 
 @dataclass
@@ -79,28 +80,30 @@ class Plan:
 
 
 def plan_run(config: RunConfig) -> Plan:
-    """The run engine's own plan of `config` (lenient: absent data and broken methods are listed), with
-    every block and what each method still lacks; nothing is computed or written."""
-    from bench.distributed import Shard
-    from bench.runner import Runner
+    """The run engine's own plan of `config` (lenient: absent data, a missing GPU, unset variables and broken
+    methods are listed, never raised), with every block and what each method still lacks."""
+    from bench.engine.planner import Planner
+    from bench.engine.runner import block_ids
 
     plan = Plan(config)
-    runner = Runner(config, progress=False, shard=Shard())  # one process: a plan starts no process group
+    run = Planner(config).plan(lenient=True)
     for var, where in unset_variables(config.to_dict()):
         plan.add(ENV, f"{var} is not set (used in {', '.join(where)})")
-    run = runner.plan(lenient=True)
-    for why in run.absent_datasets.values():
+    for why in run.problems.get("device", {}).values():
+        plan.add(DEVICE, why)
+    for why in run.problems.get("data", {}).values():
         plan.add(DATA, why)
-    for label, why in run.broken_methods.items():
+    for label, why in run.problems.get("method", {}).items():
         plan.add(CONFIG, f"{label}: {why}")
     for name, reason in run.skipped_metrics.items():
         plan.add(METRICS, f"{name}: {reason}")
     plan.variants = [v.label for v in run.variants]
     for label, reason in run.skipped_variants.items():
         plan.add(PACKAGES, f"variant {label}: {reason}")
-    absent = {name: _expected_count(name, config) for name in run.absent_datasets}
+    absent = {name: _expected_count(name, config) for name in run.problems.get("data", {})}
+    blocks = block_ids(run)
     for spec in config.method_specs():
-        _plan_method(spec.label, run, runner, absent, plan)
+        _plan_method(spec.label, run, RunLayout(config.run_dir), blocks, absent, plan)
     order = [ds.name for ds in run.datasets] + list(absent)
     plan.blocks.sort(key=lambda b: (order.index(b.dataset), b.qf))
     return plan
@@ -114,20 +117,21 @@ def _expected_count(name: str, config: RunConfig) -> int | None:
     return min(count, config.limit) if count and config.limit else count
 
 
-def _plan_method(label: str, run, runner, absent: dict[str, int | None], plan: Plan) -> None:
+def _plan_method(label: str, run: RunPlan, layout: RunLayout, blocks: dict, absent: dict[str, int | None],
+                 plan: Plan) -> None:
     """One method's blocks, with its missing weights and per-block inputs."""
-    from bench.runner import WorkUnit
-
     config = plan.config
     method = run.methods.get(label)
-    problems = ["configuration"] if label in run.broken_methods else []
+    problems = ["configuration"] if label in run.problems.get("method", {}) else []
     if label in run.skipped_methods:
         plan.add(WEIGHTS, f"{label}: {run.skipped_methods[label]}")
         problems = ["weights"]
     for ds in run.datasets:
         for qf in config.qf:
-            units = [WorkUnit(label, e, qf) for e in run.entries if e.dataset == ds.name]
-            found = method.preflight([runner.unit(u) for u in units]) if method else []
+            units = [u for u in run.units if u.method == label and u.qf == qf and u.entry.dataset == ds.name
+                     and u.variant.label == CLEAN]
+            found = method.preflight([layout.unit(u, blocks.get((ds.name, u.variant.key, qf), "")) for u in units]
+                                     ) if method else []
             for line in found:
                 plan.add(INPUTS, f"{label}: {line}")
             plan.blocks.append(Block(ds.name, qf, label, len(units), problems + (["inputs"] if found else [])))
@@ -135,25 +139,6 @@ def _plan_method(label: str, run, runner, absent: dict[str, int | None], plan: P
         plan.add(INPUTS, f"{label}: {line}")
     for name, count in absent.items():
         plan.blocks += [Block(name, qf, label, count, ["data", *problems]) for qf in config.qf]
-
-
-def unset_variables(value: Any, where: str = "") -> list[tuple[str, list[str]]]:
-    """`${VAR}` references left in a loaded config (unset, no default), with the config keys using each."""
-    found: dict[str, list[str]] = {}
-
-    def walk(v: Any, path: str) -> None:
-        if isinstance(v, str):
-            for var in _UNSET.findall(v):
-                found.setdefault(var, []).append(path or "config")
-        elif isinstance(v, list):
-            for i, item in enumerate(v):
-                walk(item, f"{path}[{i}]")
-        elif isinstance(v, dict):
-            for k, item in v.items():
-                walk(item, f"{path}.{k}" if path else str(k))
-
-    walk(value, where)
-    return list(found.items())
 
 
 def dry_run(config: RunConfig) -> int:

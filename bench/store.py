@@ -1,8 +1,11 @@
 """The results store of one run folder: SQLite, transactional, resumable and queryable.
 
-One row per image x method x QF x metric (plus output and error rows), keyed by the method's fingerprint
-and the protocol key, so that a changed configuration invalidates only its own rows and a rerun never
-duplicates one. WAL mode and a busy timeout let several processes write to one store.
+Two kinds of table. The cache tables hold what was computed, keyed on content identities only: prepared
+inputs on (image id, protocol key), LQ files on (image id, protocol key, QF), restorations on the unit id (a
+hash of image id, protocol, QF, method fingerprint and seed), metric values on (unit id, metric,
+metric fingerprint). The plan tables hold the run as configured now, with the names people read (dataset,
+image, method label, variant) mapped to those identities. A report joins the two, so a renamed, moved or
+replaced file can never lend its numbers to another. WAL mode and a busy timeout let several processes write.
 """
 
 from __future__ import annotations
@@ -11,50 +14,48 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from bench.core.errors import BenchError
+from bench.record import RunRecord
+
+SCHEMA_VERSION = 2
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS outputs (
-    dataset TEXT, image TEXT, method TEXT, qf INTEGER, fingerprint TEXT, protocol TEXT,
-    path TEXT, seconds REAL, notes TEXT, created REAL,
-    PRIMARY KEY (dataset, image, method, qf, fingerprint, protocol));
-CREATE TABLE IF NOT EXISTS results (
-    dataset TEXT, image TEXT, method TEXT, qf INTEGER, metric TEXT, value REAL,
-    fingerprint TEXT, protocol TEXT, created REAL,
-    PRIMARY KEY (dataset, image, method, qf, metric, fingerprint, protocol));
-CREATE TABLE IF NOT EXISTS errors (
-    dataset TEXT, image TEXT, method TEXT, qf INTEGER, stage TEXT, message TEXT,
-    fingerprint TEXT, protocol TEXT, created REAL,
-    PRIMARY KEY (dataset, image, method, qf, stage, fingerprint, protocol));
-CREATE TABLE IF NOT EXISTS images (
-    dataset TEXT, image TEXT, protocol TEXT, hq_path TEXT, width INTEGER, height INTEGER, notes TEXT,
-    PRIMARY KEY (dataset, image, protocol));
+CREATE TABLE IF NOT EXISTS inputs (
+    image_id TEXT, protocol TEXT, hq_path TEXT, hq_sha256 TEXT, width INTEGER, height INTEGER, notes TEXT,
+    PRIMARY KEY (image_id, protocol));
 CREATE TABLE IF NOT EXISTS lq (
-    dataset TEXT, image TEXT, protocol TEXT, qf INTEGER, path TEXT, bytes INTEGER,
-    PRIMARY KEY (dataset, image, protocol, qf));
-CREATE TABLE IF NOT EXISTS methods (
-    method TEXT PRIMARY KEY, fingerprint TEXT, description TEXT);
-CREATE TABLE IF NOT EXISTS skipped (
-    kind TEXT, name TEXT, reason TEXT, PRIMARY KEY (kind, name));
+    image_id TEXT, protocol TEXT, qf INTEGER, path TEXT, sha256 TEXT, bytes INTEGER,
+    PRIMARY KEY (image_id, protocol, qf));
+CREATE TABLE IF NOT EXISTS outputs (
+    unit_id TEXT PRIMARY KEY, path TEXT, sha256 TEXT, seconds REAL, notes TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS results (
+    unit_id TEXT, metric TEXT, metric_fp TEXT, value REAL, created REAL,
+    PRIMARY KEY (unit_id, metric, metric_fp));
+CREATE TABLE IF NOT EXISTS errors (
+    subject TEXT, stage TEXT, message TEXT, created REAL, PRIMARY KEY (subject, stage));
+CREATE TABLE IF NOT EXISTS plan_images (
+    variant TEXT, dataset TEXT, image TEXT, image_id TEXT, protocol TEXT, PRIMARY KEY (variant, dataset, image));
+CREATE TABLE IF NOT EXISTS plan_units (
+    variant TEXT, dataset TEXT, image TEXT, method TEXT, qf INTEGER, unit_id TEXT,
+    PRIMARY KEY (variant, dataset, image, method, qf));
+CREATE TABLE IF NOT EXISTS plan_metrics (metric TEXT PRIMARY KEY, fingerprint TEXT);
+CREATE TABLE IF NOT EXISTS skipped (kind TEXT, name TEXT, reason TEXT, PRIMARY KEY (kind, name));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS scope (
-    dataset TEXT, image TEXT, qf INTEGER, PRIMARY KEY (dataset, image, qf));
 """
+CLEAN = "clean"
 
-# Rows that belong to the run as currently configured: the current fingerprint of each method, the current
-# protocol key, and the images and QFs in the run's scope (all rows when no scope was recorded). Frames
-# asked for every variant take the keys of the run's protocol variants (meta 'variants') as well.
-_PROTOCOL = "(SELECT json_extract(value, '$') FROM meta WHERE key = 'protocol_key')"
-_VARIANT_KEYS = ("(SELECT json_extract(j.value, '$.key') FROM meta, json_each(meta.value) j "
-                 "WHERE meta.key = 'variants')")
-_ANY_PROTOCOL = f"(t.protocol = {_PROTOCOL} OR t.protocol IN {_VARIANT_KEYS})"
-_IN_SCOPE = ("(NOT EXISTS (SELECT 1 FROM scope) OR EXISTS (SELECT 1 FROM scope s WHERE s.dataset = t.dataset "
-             "AND s.image = t.image{qf}))")
-CURRENT = ("JOIN methods m ON m.method = t.method AND m.fingerprint = t.fingerprint "
-           f"WHERE t.protocol = {_PROTOCOL} AND " + _IN_SCOPE.format(qf=" AND s.qf = t.qf"))
-CURRENT_INPUTS = f"WHERE t.protocol = {_PROTOCOL} AND " + _IN_SCOPE.format(qf="")
+
+def input_subject(image_id: str, protocol: str) -> str:
+    """The error subject of an image's input stage under a protocol (a unit's subject is its unit id)."""
+    return f"input:{image_id}:{protocol}"
+
+
+class StoreError(BenchError, OSError):
+    """The results store belongs to another schema version of this program."""
 
 
 class ResultsStore:
@@ -75,17 +76,27 @@ class ResultsStore:
             self.conn = sqlite3.connect(self.path, timeout=timeout)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._check_version()
             self.conn.executescript(SCHEMA)
+            self.conn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
         self.conn.row_factory = sqlite3.Row
 
+    def _check_version(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = self.conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if tables and version != SCHEMA_VERSION:
+            self.conn.close()
+            raise StoreError(f"{self.path} was written by another version of codiff-bench (store schema {version}, "
+                             f"this one writes {SCHEMA_VERSION}): use a new run folder, or delete the old one")
+
     @classmethod
-    def in_run_dir(cls, run_dir: str | Path, **kwargs: Any) -> "ResultsStore":
+    def in_run_dir(cls, run_dir: str | Path, **kwargs: Any) -> ResultsStore:
         return cls(Path(run_dir) / cls.FILENAME, **kwargs)
 
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "ResultsStore":
+    def __enter__(self) -> ResultsStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,43 +114,30 @@ class ResultsStore:
             raise
         self.conn.commit()
 
-    # -- meta ---------------------------------------------------------------------------------------
-    def set_meta(self, key: str, value: Any) -> None:
+    # -- the record and the plan ----------------------------------------------------------------------
+    def set_record(self, record: RunRecord) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (RunRecord.META_KEY, record.to_json()))
 
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+    def record(self) -> RunRecord:
+        """The run record (an empty one before a run has written its own)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (RunRecord.META_KEY,)).fetchone()
+        return RunRecord.from_json(row[0]) if row else RunRecord()
 
-    def set_methods(self, methods: dict[str, tuple[str, dict[str, Any]]]) -> None:
-        """Record the run's methods (label -> (fingerprint, description)); labels no longer configured are
-        dropped, so their stored rows stop counting as current results."""
+    def set_plan(self, images: Iterable[tuple[str, str, str, str, str]],
+                 units: Iterable[tuple[str, str, str, str, int, str]], metrics: dict[str, str]) -> None:
+        """Replace the run as configured now: its images (variant, dataset, image, image id, protocol key), its
+        units (variant, dataset, image, method label, QF, unit id) and its metrics (name -> fingerprint)."""
         with self.transaction() as c:
-            c.execute("DELETE FROM methods")
-            c.executemany("INSERT INTO methods VALUES (?, ?, ?)",
-                          [(label, fp, json.dumps(desc, default=str)) for label, (fp, desc) in methods.items()])
-
-    def invalidate_changed_metrics(self, fingerprints: dict[str, str]) -> list[str]:
-        """Drop stored values of metrics whose fingerprint (options, library version, weight files) changed
-        since they were computed; record the current fingerprints. Returns the invalidated metric names."""
-        known = self.get_meta("metric_fingerprints", {})
-        changed = sorted(n for n, fp in fingerprints.items() if n in known and known[n] != fp)
-        with self.transaction() as c:
-            c.executemany("DELETE FROM results WHERE metric = ?", [(n,) for n in changed])
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('metric_fingerprints', ?)",
-                      (json.dumps({**known, **fingerprints}),))
-        return changed
-
-    def set_scope(self, units: list[tuple[str, str, int]]) -> None:
-        """Record the (dataset, image, QF) triples of the run as configured now; rows outside them (images
-        or QFs dropped from the config) stop counting as current results."""
-        with self.transaction() as c:
-            c.execute("DELETE FROM scope")
-            c.executemany("INSERT OR IGNORE INTO scope VALUES (?, ?, ?)", units)
+            c.execute("DELETE FROM plan_images")
+            c.execute("DELETE FROM plan_units")
+            c.execute("DELETE FROM plan_metrics")
+            c.executemany("INSERT OR REPLACE INTO plan_images VALUES (?, ?, ?, ?, ?)", images)
+            c.executemany("INSERT OR REPLACE INTO plan_units VALUES (?, ?, ?, ?, ?, ?)", units)
+            c.executemany("INSERT INTO plan_metrics VALUES (?, ?)", metrics.items())
 
     def set_skipped(self, kind: str, skipped: dict[str, str]) -> None:
-        """Replace the list of skipped metrics or methods (kind 'metric' / 'method') with their reasons."""
+        """Replace the list of skipped items of one kind ('metric', 'method', 'file', ...) with their reasons."""
         with self.transaction() as c:
             c.execute("DELETE FROM skipped WHERE kind = ?", (kind,))
             c.executemany("INSERT INTO skipped VALUES (?, ?, ?)", [(kind, n, r) for n, r in skipped.items()])
@@ -147,151 +145,110 @@ class ResultsStore:
     def skipped(self) -> list[dict[str, str]]:
         return [dict(r) for r in self.conn.execute("SELECT kind, name, reason FROM skipped ORDER BY kind, name")]
 
-    # -- images -------------------------------------------------------------------------------------
-    def put_image(self, dataset: str, image: str, protocol: str, hq_path: str, width: int, height: int,
+    # -- the cache: inputs ----------------------------------------------------------------------------
+    def get_input(self, image_id: str, protocol: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM inputs WHERE image_id = ? AND protocol = ?",
+                                 (image_id, protocol)).fetchone()
+
+    def put_input(self, image_id: str, protocol: str, hq_path: str, hq_sha256: str, width: int, height: int,
                   notes: list[str]) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?)",
-                      (dataset, image, protocol, hq_path, width, height, json.dumps(notes)))
+            c.execute("INSERT OR REPLACE INTO inputs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (image_id, protocol, hq_path, hq_sha256, width, height, json.dumps(notes)))
+            c.execute("DELETE FROM errors WHERE subject = ?", (input_subject(image_id, protocol),))
 
-    def put_lq(self, dataset: str, image: str, protocol: str, qf: int, path: str, size: int) -> None:
+    def get_lq(self, image_id: str, protocol: str) -> dict[int, sqlite3.Row]:
+        rows = self.conn.execute("SELECT * FROM lq WHERE image_id = ? AND protocol = ?", (image_id, protocol))
+        return {int(r["qf"]): r for r in rows}
+
+    def put_lq(self, image_id: str, protocol: str, qf: int, path: str, sha256: str, size: int) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO lq VALUES (?, ?, ?, ?, ?, ?)", (dataset, image, protocol, qf, path, size))
+            c.execute("INSERT OR REPLACE INTO lq VALUES (?, ?, ?, ?, ?, ?)", (image_id, protocol, qf, path, sha256, size))
 
-    def has_inputs(self, dataset: str, image: str, protocol: str, qfs: list[int]) -> bool:
-        """True when the image's HQ row and an LQ row for every QF are recorded (a killed run may have
-        written a file but not its row)."""
-        if self.conn.execute("SELECT 1 FROM images WHERE dataset=? AND image=? AND protocol=?",
-                             (dataset, image, protocol)).fetchone() is None:
-            return False
-        found = {r[0] for r in self.conn.execute("SELECT qf FROM lq WHERE dataset=? AND image=? AND protocol=?",
-                                                 (dataset, image, protocol))}
-        return set(qfs) <= found
+    # -- the cache: restorations, metric values, errors ---------------------------------------------------
+    def get_output(self, unit_id: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM outputs WHERE unit_id = ?", (unit_id,)).fetchone()
 
-    # -- outputs, results, errors -----------------------------------------------------------------
-    def get_output(self, dataset: str, image: str, method: str, qf: int, fingerprint: str,
-                   protocol: str) -> sqlite3.Row | None:
-        return self.conn.execute(
-            "SELECT * FROM outputs WHERE dataset=? AND image=? AND method=? AND qf=? AND fingerprint=? AND protocol=?",
-            (dataset, image, method, qf, fingerprint, protocol)).fetchone()
-
-    def done_metrics(self, dataset: str, image: str, method: str, qf: int, fingerprint: str,
-                     protocol: str) -> dict[str, float]:
-        rows = self.conn.execute(
-            "SELECT metric, value FROM results WHERE dataset=? AND image=? AND method=? AND qf=? "
-            "AND fingerprint=? AND protocol=?", (dataset, image, method, qf, fingerprint, protocol))
-        return {r["metric"]: r["value"] for r in rows}
-
-    def put_output(self, key: "UnitKey", path: str, seconds: float, notes: list[str]) -> None:
+    def put_output(self, unit_id: str, path: str, sha256: str, seconds: float, notes: list[str]) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (*key.astuple(), path, seconds, json.dumps(notes), time.time()))
-            c.execute("DELETE FROM errors WHERE dataset=? AND image=? AND method=? AND qf=? AND stage='restore' "
-                      "AND fingerprint=? AND protocol=?", key.astuple())
+            c.execute("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?, ?)",
+                      (unit_id, path, sha256, seconds, json.dumps(notes), time.time()))
+            c.execute("DELETE FROM errors WHERE subject = ? AND stage = 'restore'", (unit_id,))
 
-    def put_results(self, key: "UnitKey", values: dict[str, float]) -> None:
+    def done_metrics(self, unit_id: str, fingerprints: dict[str, str]) -> dict[str, float]:
+        """The stored values of these metrics (name -> fingerprint) for a unit."""
+        rows = self.conn.execute("SELECT metric, metric_fp, value FROM results WHERE unit_id = ?", (unit_id,))
+        return {r["metric"]: r["value"] for r in rows if fingerprints.get(r["metric"]) == r["metric_fp"]}
+
+    def put_results(self, unit_id: str, values: dict[str, float], fingerprints: dict[str, str]) -> None:
         now = time.time()
-        d, i, m, q, f, p = key.astuple()
         with self.transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          [(d, i, m, q, metric, float(v), f, p, now) for metric, v in values.items()])
-            c.execute("DELETE FROM errors WHERE dataset=? AND image=? AND method=? AND qf=? AND stage LIKE 'metric%' "
-                      "AND fingerprint=? AND protocol=?", key.astuple())
+            c.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                          [(unit_id, metric, fingerprints[metric], float(v), now) for metric, v in values.items()])
+            c.executemany("DELETE FROM errors WHERE subject = ? AND stage = ?",
+                          [(unit_id, f"metric:{metric}") for metric in values])
 
-    def put_error(self, key: "UnitKey", stage: str, message: str) -> None:
+    def put_error(self, subject: str, stage: str, message: str) -> None:
         with self.transaction() as c:
-            c.execute("INSERT OR REPLACE INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      (*key.astuple()[:4], stage, message, *key.astuple()[4:], time.time()))
+            c.execute("INSERT OR REPLACE INTO errors VALUES (?, ?, ?, ?)", (subject, stage, message, time.time()))
 
-    def clear_errors(self, dataset: str, image: str, protocol: str) -> None:
-        """Forget errors of an image's input stage (it read correctly this time)."""
-        with self.transaction() as c:
-            c.execute("DELETE FROM errors WHERE dataset=? AND image=? AND protocol=? AND stage='input'",
-                      (dataset, image, protocol))
-
-    # -- queries for summaries and reports ----------------------------------------------------------
-    def _frame(self, table: str, columns: str, variants: bool = False, current: str = CURRENT):
-        """Current rows of `table`; with `variants`, those of every protocol variant too, with a `variant`
-        column holding each row's variant label."""
+    # -- queries for summaries and reports (current rows: the plan joined with the cache) -------------------
+    def _query(self, sql: str, variants: bool, where: str = ""):
         import pandas as pd
 
-        if not variants:
-            return pd.read_sql_query(f"SELECT {columns} FROM {table} t {current}", self.conn)
-        sql = f"SELECT {columns}, t.protocol FROM {table} t {_any_protocol(current)}"
-        frame = pd.read_sql_query(sql, self.conn)
-        labels = {key: label for label, key in self.variants().items()}
-        frame["variant"] = frame.pop("protocol").map(labels)
-        return frame
-
-    def variants(self) -> dict[str, str]:
-        """The run's protocol variants, label -> protocol key, the run's own protocol ('clean') first."""
-        recorded = self.get_meta("variants") or {}
-        if recorded:
-            return {label: str(v["key"]) for label, v in recorded.items()}
-        key = self.get_meta("protocol_key")
-        return {"clean": key} if key else {}
+        clause = "" if variants else f"p.variant = '{CLEAN}'"
+        conditions = " AND ".join(c for c in (clause, where) if c)
+        frame = pd.read_sql_query(sql + (f" WHERE {conditions}" if conditions else ""), self.conn)
+        return frame if variants else frame.drop(columns=["variant"])
 
     def results_frame(self, *, variants: bool = False):
         """Current per-image metric values: dataset, image, method, qf, metric, value (and variant)."""
-        return self._frame("results", "t.dataset, t.image, t.method, t.qf, t.metric, t.value", variants)
+        return self._query("SELECT p.dataset, p.image, p.method, p.qf, r.metric, r.value, p.variant "
+                           "FROM plan_units p JOIN results r ON r.unit_id = p.unit_id "
+                           "JOIN plan_metrics m ON m.metric = r.metric AND m.fingerprint = r.metric_fp", variants)
 
-    def outputs_frame(self):
+    def outputs_frame(self, *, variants: bool = False):
         """Current outputs: dataset, image, method, qf, path (relative to the run folder), seconds, notes."""
-        return self._frame("outputs", "t.dataset, t.image, t.method, t.qf, t.path, t.seconds, t.notes")
+        return self._query("SELECT p.dataset, p.image, p.method, p.qf, o.path, o.seconds, o.notes, p.variant "
+                           "FROM plan_units p JOIN outputs o ON o.unit_id = p.unit_id", variants)
+
+    def images_frame(self, *, variants: bool = False):
+        """Current prepared images: dataset, image, hq_path, width, height, notes (and variant)."""
+        return self._query("SELECT p.dataset, p.image, i.hq_path, i.width, i.height, i.notes, p.variant "
+                           "FROM plan_images p JOIN inputs i ON i.image_id = p.image_id AND i.protocol = p.protocol",
+                           variants)
+
+    def lq_frame(self, *, variants: bool = False):
+        """The LQ files at the run's QFs: dataset, image, qf, path and size in `bytes` (and variant)."""
+        qfs = ",".join(str(int(q)) for q in self.record().qfs) or "NULL"
+        return self._query("SELECT p.dataset, p.image, l.qf, l.path, l.bytes, p.variant FROM plan_images p "
+                           "JOIN lq l ON l.image_id = p.image_id AND l.protocol = p.protocol", variants,
+                           f"l.qf IN ({qfs})")
 
     def errors_frame(self):
         """Current errors of every protocol variant, with its label in `variant` (input errors carry method
-        '*' and are always current)."""
+        '*' and QF 0)."""
         import pandas as pd
 
-        columns = "t.dataset, t.image, t.method, t.qf, t.stage, t.message, t.protocol"
-        sql = (f"SELECT {columns} FROM errors t {_any_protocol(CURRENT)} UNION ALL SELECT {columns} FROM errors t "
-               f"{_any_protocol(CURRENT_INPUTS)} AND t.method = '*' ORDER BY 1, 2, 3, 4")
-        frame = pd.read_sql_query(sql, self.conn)
-        labels = {key: label for label, key in self.variants().items()}
-        frame["variant"] = frame.pop("protocol").map(labels)
-        return frame
-
-    def images_frame(self, *, variants: bool = False):
-        return self._frame("images", "t.dataset, t.image, t.hq_path, t.width, t.height, t.notes", variants,
-                           CURRENT_INPUTS)
-
-    def lq_frame(self, *, variants: bool = False):
-        """The LQ files: dataset, image, qf, path and size in `bytes` (and variant)."""
-        current = CURRENT_INPUTS.replace("s.image = t.image", "s.image = t.image AND s.qf = t.qf")
-        return self._frame("lq", "t.dataset, t.image, t.qf, t.path, t.bytes", variants, current)
+        sql = ("SELECT p.dataset, p.image, p.method, p.qf, e.stage, e.message, p.variant FROM plan_units p "
+               "JOIN errors e ON e.subject = p.unit_id UNION ALL "
+               "SELECT p.dataset, p.image, '*', 0, e.stage, e.message, p.variant FROM plan_images p "
+               "JOIN errors e ON e.subject = 'input:' || p.image_id || ':' || p.protocol ORDER BY 1, 2, 3, 4")
+        return pd.read_sql_query(sql, self.conn)
 
     def count_finished_units(self) -> int:
-        """Units of the current configuration (every variant) that have an output or a restore error."""
-        outputs = self.conn.execute(f"SELECT count(*) FROM outputs t {_any_protocol(CURRENT)}").fetchone()[0]
-        failed = self.conn.execute(f"SELECT count(*) FROM errors t {_any_protocol(CURRENT)} "
-                                   "AND t.stage = 'restore'").fetchone()[0]
-        return int(outputs + failed)
+        """Units of the current plan (every variant) that have an output or a restore error."""
+        return int(self.conn.execute(
+            "SELECT count(*) FROM plan_units p WHERE EXISTS (SELECT 1 FROM outputs o WHERE o.unit_id = p.unit_id) "
+            "OR EXISTS (SELECT 1 FROM errors e WHERE e.subject = p.unit_id AND e.stage = 'restore')").fetchone()[0])
+
+    def variants(self) -> dict[str, str]:
+        """The run's protocol variants, label -> protocol key, the run's own protocol ('clean') first."""
+        return {v.label: v.key for v in self.record().variants}
 
     def fingerprints(self) -> dict[str, str]:
-        """The run's methods: label -> fingerprint (what invalidates their stored rows)."""
-        return {r["method"]: r["fingerprint"] for r in self.conn.execute("SELECT method, fingerprint FROM methods")}
+        """The run's methods: label -> fingerprint."""
+        return {m.label: m.fingerprint for m in self.record().methods}
 
     def methods(self) -> dict[str, dict[str, Any]]:
-        return {r["method"]: json.loads(r["description"]) for r in self.conn.execute("SELECT * FROM methods")}
-
-
-def _any_protocol(current: str) -> str:
-    """A current-rows clause that accepts every protocol variant of the run."""
-    return current.replace(f"t.protocol = {_PROTOCOL}", _ANY_PROTOCOL)
-
-
-class UnitKey:
-    """The identity of one unit of work: an image restored by a method at a QF under a protocol."""
-
-    __slots__ = ("dataset", "image", "method", "qf", "fingerprint", "protocol")
-
-    def __init__(self, dataset: str, image: str, method: str, qf: int, fingerprint: str, protocol: str) -> None:
-        self.dataset, self.image, self.method = dataset, image, method
-        self.qf, self.fingerprint, self.protocol = int(qf), fingerprint, protocol
-
-    def astuple(self) -> tuple[str, str, str, int, str, str]:
-        return (self.dataset, self.image, self.method, self.qf, self.fingerprint, self.protocol)
-
-    def __repr__(self) -> str:
-        return f"UnitKey{self.astuple()!r}"
+        return {m.label: m.description for m in self.record().methods}

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from bench.core.errors import BenchError
+from bench.record import RunRecord
 from bench.store import ResultsStore
 from reports.names import Labels, order_like
 
@@ -52,30 +53,32 @@ class RunData:
             raise ReportError(f"{run_dir} is not a run folder: it holds no {ResultsStore.FILENAME} "
                               "(give the --run-dir of a `codiff-bench run`)")
         with ResultsStore.in_run_dir(run_dir, readonly=True) as store:
+            try:
+                record = store.record()
+            except ValueError as exc:
+                raise ReportError(f"{run_dir}: {exc}") from None
+            metric_info = {m.name: m.info for m in record.metrics}
             data = cls(run_dir=run_dir, results=store.results_frame(), outputs=store.outputs_frame(),
                        errors=store.errors_frame(), images=store.images_frame(), lq=store.lq_frame(),
-                       skipped=store.skipped(), methods=store.methods(),
-                       manifest=store.get_meta("manifest", {}) or {}, protocol=store.get_meta("protocol", {}) or {},
-                       config=store.get_meta("config", {}) or {},
-                       metric_info=store.get_meta("metric_info", {}) or {},
-                       labels=Labels(store.get_meta("metric_info", {}) or {}, store.get_meta("dataset_info", {}) or {}),
-                       warnings=store.get_meta("warnings", []) or [],
-                       variant_results=store.results_frame(variants=True), fingerprints=store.fingerprints(),
-                       variant_protocols={label: v.get("protocol") or {}
-                                          for label, v in (store.get_meta("variants", {}) or {}).items()})
-        data._order()
+                       skipped=store.skipped(), methods={m.label: m.description for m in record.methods},
+                       manifest=record.manifest, protocol=record.protocol, config=record.config,
+                       metric_info=metric_info,
+                       labels=Labels(metric_info, {d.name: {"label": d.label, "description": d.description}
+                                                   for d in record.datasets}),
+                       warnings=record.warnings, variant_results=store.results_frame(variants=True),
+                       fingerprints={m.label: m.fingerprint for m in record.methods},
+                       variant_protocols={v.label: v.protocol for v in record.variants})
+        data._order(record)
         return data
 
-    def _order(self) -> None:
-        cfg = self.config
-        self.datasets = order_like(list(cfg.get("datasets") or []),
+    def _order(self, record: RunRecord) -> None:
+        self.datasets = order_like([d.name for d in record.datasets],
                                    set(self.results["dataset"]) | set(self.images["dataset"]))
-        self.configured_methods = [_label(m) for m in cfg.get("methods") or []]
+        self.configured_methods = [str(entry["name"]) for entry in record.config.get("methods") or []]
         self.method_order = order_like(self.configured_methods,
                                        set(self.results["method"]) | set(self.outputs["method"]))
         self.qfs = sorted({int(q) for q in self.results["qf"]} | {int(q) for q in self.lq["qf"]})
-        preferred = list(cfg.get("metrics") or []) + list(self.metric_info)
-        self.metrics = order_like(preferred, set(self.results["metric"]))
+        self.metrics = order_like([m.name for m in record.metrics], set(self.results["metric"]))
 
     def method_name(self, label: str) -> str:
         """The registered method behind a run label (a label may name a configured variant)."""
@@ -90,13 +93,6 @@ class RunData:
             return None
         path = self.run_dir / rel
         return path if path.is_file() else None
-
-
-def _label(entry: Any) -> str:
-    """The label a run config entry gives a method ('jpeg' or {'name': label, 'method': ...})."""
-    if isinstance(entry, dict):
-        return str(entry.get("name") or entry.get("method") or "")
-    return str(entry)
 
 
 def read_json(path: Path) -> Any:

@@ -121,7 +121,7 @@ def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = N
     import cv2
 
     from bench.core.paths import safe_component, safe_names
-    from bench.store import ResultsStore, UnitKey
+    from bench.store import ResultsStore
 
     datasets = datasets if datasets is not None else {"live1": ["img_a.png", "img_b.png", *REPORT_HOSTILE_NAMES],
                                                       "sample": ["astronaut.png"]}
@@ -133,59 +133,83 @@ def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = N
     h, w = size
     hq = np.clip(cv2.resize(rng.integers(0, 256, (h // 4, w // 4, 3)).astype(np.uint8), (w, h)), 0, 255)
     skill = {label: i for i, label in enumerate(methods)}
-    with ResultsStore.in_run_dir(run_dir) as store:
-        store.set_meta("protocol_key", pkey)
-        store.set_meta("protocol", {"codec": "opencv", "subsampling": "420", "resize": "lanczos"})
-        store.set_meta("config", {"datasets": list(datasets), "qf": list(qfs), "metrics": list(metrics),
-                                  "methods": list(methods), "run_dir": str(run_dir)})
-        store.set_meta("metric_info", {m: {"label": m.upper(), "lower_better": lb, "full_reference": True,
-                                           "description": f"{m} <desc>"} for m, lb in metrics.items()})
-        store.set_meta("dataset_info", {d: {"label": d.upper(), "description": ""} for d in datasets})
-        store.set_meta("manifest", {"git": {"commit": "0123abcd", "dirty": True}, "versions": {"torch": "2.x"},
-                                    "device": {"device": "cpu", "processor": "x86_64"}, "seed": 0,
-                                    "started": "2025-01-01T00:00:00", "weights": {"lpips": [
-                                        {"label": "LPIPS vgg", "path": "/w/lpips.pth", "status": "present",
+    record = synthetic_record(
+        list(datasets), list(methods.items()), {m: lb for m, lb in metrics.items()}, list(qfs), pkey,
+        config={"run_dir": str(run_dir)},
+        manifest={"git": {"commit": "0123abcd", "dirty": True}, "versions": {"torch": "2.x"},
+                  "device": {"device": "cpu", "processor": "x86_64"}, "seed": 0, "started": "2025-01-01T00:00:00",
+                  "weights": {"lpips": [{"label": "LPIPS vgg", "path": "/w/lpips.pth", "status": "present",
                                          "size": 10, "sha256": "ab" * 32}]}})
-        store.set_methods({label: (f"fp-{name}", {"name": name, "blind": True, "steps": 1, "config": {},
-                                                  "weights": []}) for label, name in methods.items()})
+    plan_images, plan_units = [], []
+    with ResultsStore.in_run_dir(run_dir) as store:
+        store.set_record(record)
         if failures:
             store.set_skipped("metric", {"musiq": "weights not found: /w/musiq.pth is missing <b>x</b>"})
             store.set_skipped("method", {"supir": "weights not found: /w/supir.ckpt is missing"})
         for dataset, images in datasets.items():
             stems = safe_names(images)
             for index, image in enumerate(images):
+                image_id = f"id-{dataset}/{image}"
+                plan_images.append(("clean", dataset, image, image_id, pkey))
                 if failures and index == 1:
-                    store.put_error(UnitKey(dataset, image, "*", 0, "", pkey), "input",
+                    store.put_error(f"input:{image_id}:{pkey}", "input",
                                     f"/data/{image}: not a readable image (unknown or corrupt format)")
                     continue
                 hq_rel = f"hq/{safe_component(dataset)}/{pkey}/{stems[image]}.png"
                 (run_dir / hq_rel).parent.mkdir(parents=True, exist_ok=True)
                 cv2.imwrite(str(run_dir / hq_rel), hq)
-                store.put_image(dataset, image, pkey, hq_rel, w, h, ["grayscale expanded"] if index == 0 else [])
+                store.put_input(image_id, pkey, hq_rel, "", w, h, ["grayscale expanded"] if index == 0 else [])
                 for qf in qfs:
                     lq_rel = f"lq/{safe_component(dataset)}/{pkey}/qf{qf}/{stems[image]}.jpg"
                     (run_dir / lq_rel).parent.mkdir(parents=True, exist_ok=True)
                     ok, data = cv2.imencode(".jpg", hq, [cv2.IMWRITE_JPEG_QUALITY, qf])
                     (run_dir / lq_rel).write_bytes(data.tobytes())
-                    store.put_lq(dataset, image, pkey, qf, lq_rel, len(data))
+                    store.put_lq(image_id, pkey, qf, lq_rel, "", len(data))
                     for label, name in methods.items():
-                        key = UnitKey(dataset, image, label, qf, f"fp-{name}", pkey)
+                        unit_id = f"unit-{dataset}/{image}/{label}/{qf}"
+                        plan_units.append(("clean", dataset, image, label, qf, unit_id))
                         if failures and label == "codiff" and index == 2 and qf == qfs[-1]:
-                            store.put_error(key, "restore", "MethodError: out of memory <b>bold</b>")
+                            store.put_error(unit_id, "restore", "MethodError: out of memory <b>bold</b>")
                             continue
                         out_rel = f"outputs/{safe_component(dataset)}/{safe_component(label)}/qf{qf}/{stems[image]}.png"
                         (run_dir / out_rel).parent.mkdir(parents=True, exist_ok=True)
                         cv2.imwrite(str(run_dir / out_rel), hq)
-                        store.put_output(key, out_rel, 0.01 * (1 + skill[label]), [])
+                        store.put_output(unit_id, out_rel, "", 0.01 * (1 + skill[label]), [])
                         gain = skill[label] + 0.3 * rng.standard_normal()
-                        store.put_results(key, {m: _report_value(m, lb, gain, qf) for m, lb in metrics.items()})
+                        store.put_results(unit_id, {m: _report_value(m, lb, gain, qf) for m, lb in metrics.items()},
+                                          {m: f"mfp-{m}" for m in metrics})
+        store.set_plan(plan_images, plan_units, {m: f"mfp-{m}" for m in metrics})
     return run_dir
+
+
+def synthetic_record(datasets: list[str], methods: list[tuple[str, str]], metrics: dict[str, bool], qfs: list[int],
+                     pkey: str, *, config: dict | None = None, manifest: dict | None = None):
+    """A run record as the engine writes it, for stores that tests fill by hand (method label -> name,
+    metric -> lower_better)."""
+    from bench.record import DatasetRecord, MethodRecord, MetricRecord, RunRecord, VariantRecord
+
+    protocol = {"codec": "opencv", "subsampling": "420", "resize": "lanczos", "quality": None}
+    entries = [{"name": label, "method": name} for label, name in methods]
+    return RunRecord(
+        config={"datasets": datasets, "qf": qfs, "metrics": list(metrics), "methods": entries, **(config or {})},
+        qfs=qfs, variants=[VariantRecord("clean", pkey, protocol)],
+        methods=[MethodRecord(label, name, f"fp-{name}", {"name": name, "blind": True, "steps": 1, "config": {},
+                                                          "weights": []}) for label, name in methods],
+        metrics=[MetricRecord(m, f"mfp-{m}", {"label": m.upper(), "lower_better": lb, "full_reference": True,
+                                               "description": f"{m} <desc>"}) for m, lb in metrics.items()],
+        datasets=[DatasetRecord(d, d.upper(), "") for d in datasets], manifest=manifest or {})
 
 
 def _report_value(metric: str, lower_better: bool, gain: float, qf: int) -> float:
     if lower_better:
         return 0.5 - 0.05 * gain - 0.01 * qf
     return 0.6 + 0.03 * gain + 0.01 * qf if metric == "ssim" else 20 + qf / 5 + gain
+
+
+@pytest.fixture(scope="session")
+def run_record_builder():
+    """Factory: `run_record_builder(datasets, methods, metrics, qfs, protocol_key)` (see `synthetic_record`)."""
+    return synthetic_record
 
 
 @pytest.fixture(scope="session")

@@ -121,7 +121,7 @@ def test_estimate_qf_works_with_nothing_downloaded(tmp_path: Path, monkeypatch, 
 @pytest.mark.slow
 def test_run_engine_writes_the_cave_analysis_into_the_run_folder(tmp_path: Path, image_folder) -> None:
     from bench.config import ConfigError, RunConfig
-    from bench.runner import Runner
+    from bench.engine import Runner
 
     with pytest.raises(ConfigError, match="unknown key cave_analysis .did you mean 'analyses'"):
         RunConfig.from_dict({"cave_analysis": {"caves": []}})

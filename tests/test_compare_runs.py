@@ -10,8 +10,8 @@ import torch
 
 from bench.cli import main
 from bench.config import RunConfig
-from bench.runner import Runner
-from bench.store import ResultsStore, UnitKey
+from bench.engine import Runner
+from bench.store import ResultsStore
 from methods.base import Method
 from methods.registry import METHODS
 from reports.runcompare import adjust, compare_runs, load_runs
@@ -60,22 +60,26 @@ def test_two_runs_that_differ_in_one_method_differ_there_and_nowhere_else(tmp_pa
     assert differs == {"config.methods.b.size", "method.b.fingerprint"}
 
 
-def _synthetic(run_dir, shift: float, images: int = 12):
+@pytest.fixture
+def synthetic(run_record_builder):
+    return lambda run_dir, shift, images=12: _synthetic(run_record_builder, run_dir, shift, images)
+
+
+def _synthetic(synthetic_record, run_dir, shift: float, images: int = 12):
     """A stored run: method m scores psnr 30 + noise (the same noise in every run) plus `shift`."""
     noise = np.random.default_rng(0).normal(0, 1, images)
     with ResultsStore.in_run_dir(run_dir) as store:
-        store.set_meta("protocol_key", "p")
-        store.set_meta("config", {"datasets": ["d"], "qf": [10], "metrics": ["psnr"], "methods": ["m"]})
-        store.set_meta("metric_info", {"psnr": {"label": "PSNR", "lower_better": False}})
-        store.set_meta("manifest", {"git": {"commit": "abc"}, "versions": {"torch": "2"}})
-        store.set_methods({"m": ("fp", {"name": "m"})})
+        store.set_record(synthetic_record(["d"], [("m", "m")], {"psnr": False}, [10], "p",
+                                          manifest={"git": {"commit": "abc"}, "versions": {"torch": "2"}}))
+        units = [("clean", "d", f"img{i}.png", "m", 10, f"u{i}") for i in range(images)]
         for i in range(images):
-            store.put_results(UnitKey("d", f"img{i}.png", "m", 10, "fp", "p"), {"psnr": 30 + noise[i] + shift})
+            store.put_results(f"u{i}", {"psnr": 30 + noise[i] + shift}, {"psnr": "mfp-psnr"})
+        store.set_plan([], units, {"psnr": "mfp-psnr"})
     return str(run_dir)
 
 
-def test_fail_if_worse_exits_3_on_a_significant_regression_beyond_the_tolerance(tmp_path, capsys):
-    base, worse = _synthetic(tmp_path / "base", 0.0), _synthetic(tmp_path / "worse", -0.5)
+def test_fail_if_worse_exits_3_on_a_significant_regression_beyond_the_tolerance(tmp_path, capsys, synthetic):
+    base, worse = synthetic(tmp_path / "base", 0.0), synthetic(tmp_path / "worse", -0.5)
     out = str(tmp_path / "cmp")
     assert main(["compare", base, worse, "--out", out, "--fail-if-worse", "psnr:0.1"]) == 3
     assert "significant regression" in capsys.readouterr().err
@@ -93,8 +97,8 @@ def test_fail_if_worse_exits_3_on_a_significant_regression_beyond_the_tolerance(
     (["compare", "{base}", "{base}", "--fail-if-worse", "psnr:-1"], "METRIC:TOLERANCE"),
     (["compare", "{base}", "{base}", "--fail-if-worse", "lpips:0.1"], "did not score"),
 ])
-def test_user_mistakes_are_exit_2_with_a_message_and_write_nothing(tmp_path, capsys, argv, words):
-    base = _synthetic(tmp_path / "base", 0.0, images=3)
+def test_user_mistakes_are_exit_2_with_a_message_and_write_nothing(tmp_path, capsys, argv, words, synthetic):
+    base = synthetic(tmp_path / "base", 0.0, images=3)
     out = tmp_path / "cmp"
     args = [a.format(base=base, missing=tmp_path / "nowhere") for a in argv] + ["--out", str(out)]
     assert main(args) == 2

@@ -12,7 +12,7 @@ import pytest
 
 from bench.config import ConfigError, RunConfig
 from bench.core.protocol import JpegProtocol, decode_jpeg
-from bench.runner import Runner
+from bench.engine import Planner, Runner
 from bench.store import ResultsStore
 
 VARIANTS = [{"name": "double-90-shift", "before": [{"jpeg": 90}, {"shift": [3, 5]}]},
@@ -100,8 +100,7 @@ def test_a_variant_whose_encoder_is_not_installed_is_skipped_with_the_reason(tmp
     assert [(s["kind"], s["name"]) for s in summary.skipped] == [("variant", "turbo")]
     assert "pip install simplejpeg" in summary.skipped[0]["reason"]
     with pytest.raises(Exception, match="pip install simplejpeg"):
-        Runner(_config(tmp_path, image_folder, [{"name": "turbo", "codec": "simplejpeg"}], strict=True),
-               progress=False).plan()
+        Planner(_config(tmp_path, image_folder, [{"name": "turbo", "codec": "simplejpeg"}], strict=True)).plan()
 
 
 def test_simplejpeg_codec_writes_what_simplejpeg_writes():
@@ -115,7 +114,7 @@ def test_simplejpeg_codec_writes_what_simplejpeg_writes():
 def test_the_robustness_config_names_distinct_variants():
     from pathlib import Path
 
-    config = RunConfig.from_file(Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml")
+    config = RunConfig.load(Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml")
     config.validate()
     variants = config.protocol_variants()
     assert variants[0].label == "clean" and len(variants) == 9 and len({v.key for v in variants}) == 9

@@ -16,7 +16,7 @@ import torch
 import bench.core.hashcache as hashcache
 from bench.config import RunConfig
 from bench.core.weights import WeightFile
-from bench.runner import Runner
+from bench.engine import Runner
 from methods.base import Method
 from methods.registry import METHODS, create_method
 

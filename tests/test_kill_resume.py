@@ -20,7 +20,7 @@ import pytest
 from bench.config import RunConfig
 from bench.core.atomic import TMP_MARK
 from bench.core.imageio import read_rgb8
-from bench.runner import Runner
+from bench.engine import Runner
 from bench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from bench.config import RunConfig
 from bench.core.atomic import TMP_MARK
 from bench.core.imageio import read_rgb8
 from bench.core.paths import inside, safe_component, safe_names
-from bench.runner import Runner, WorkUnit
+from bench.engine import Runner, WorkUnit
 from bench.store import ResultsStore
 
 HOSTILE_LABELS = ["../../x", "x", "/tmp/absolute", "..", "a/b", "", "x" * 300]

@@ -11,7 +11,7 @@ import yaml
 
 from bench.cli import main
 from bench.config import RunConfig
-from bench.runner import Runner
+from bench.engine import Runner
 from bench.store import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ TABLE1_METHODS = ["jpeg", "fbcnn", "jdec", "promptcir", "diffbir", "supir", "ose
 def test_paper_config_is_table_1(monkeypatch):
     for var in ("CODIFF_BENCH_WEIGHTS", "CODIFF_BENCH_OUTPUTS"):
         monkeypatch.delenv(var, raising=False)
-    config = RunConfig.from_file(REPO / "configs" / "paper.yaml")
+    config = RunConfig.load(REPO / "configs" / "paper.yaml")
     assert config.datasets == ["live1", "urban100", "div2k-val"] and config.qf == [5, 10, 20]
     assert config.metrics == ["lpips", "dists", "musiq", "maniqa", "clipiqa"]
     specs = {s.label: s for s in config.method_specs()}
@@ -34,13 +34,13 @@ def test_paper_config_is_table_1(monkeypatch):
 
     monkeypatch.setenv("CODIFF_BENCH_OUTPUTS", "/data/restorations")
     monkeypatch.setenv("CODIFF_BENCH_WEIGHTS", "/data/weights")
-    specs = {s.label: s for s in RunConfig.from_file(REPO / "configs" / "paper.yaml").method_specs()}
+    specs = {s.label: s for s in RunConfig.load(REPO / "configs" / "paper.yaml").method_specs()}
     assert specs["supir"].config["root"] == "/data/restorations/supir"
     assert specs["codiff"].config["codiff"] == "/data/weights/codiff.pkl"
 
 
 def test_ablation_config_is_one_method_configured_per_row():
-    config = RunConfig.from_file(REPO / "configs" / "ablations.yaml")
+    config = RunConfig.load(REPO / "configs" / "ablations.yaml")
     specs = config.method_specs()
     assert {s.method for s in specs} == {"codiff"} and len(specs) == 9
     from reports.ablations import (
@@ -60,7 +60,7 @@ def test_unset_variables_stay_visible(tmp_path, monkeypatch):
     monkeypatch.delenv("CODIFF_TEST_UNSET", raising=False)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"methods": [{"name": "x", "method": "outputs", "root": "${CODIFF_TEST_UNSET}/x"}]}))
-    assert RunConfig.from_file(path).method_specs()[0].config["root"] == "${CODIFF_TEST_UNSET}/x"
+    assert RunConfig.load(path).method_specs()[0].config["root"] == "${CODIFF_TEST_UNSET}/x"
 
 
 # -- end to end ----------------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_small_paper_shaped_run_end_to_end(tmp_path, monkeypatch, capsys, make_i
     text = capsys.readouterr().out
     assert "Nothing is missing" in text and text.count(" ready") == 4 * 2
 
-    summary = Runner(RunConfig.from_file(config_path), progress=False).run()
+    summary = Runner(RunConfig.load(config_path), progress=False).run()
     assert summary.errors == [] and summary.skipped == [] and summary.restored == 4 * 3 * 2
     with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
         frame = store.results_frame()

@@ -58,17 +58,20 @@ def test_drops_are_paired_and_oriented_so_that_positive_is_worse():
 
 
 def test_report_shows_rate_quality_with_bd_deltas_and_robustness(tmp_path, report_run_builder):
+    from bench.record import VariantRecord
     from bench.store import ResultsStore
 
     run_dir = report_run_builder(tmp_path / "run", datasets={"sample": ["a.png", "b.png", "c.png"]},
                                  methods={"jpeg": "jpeg", "fbcnn": "fbcnn"},
                                  metrics={"psnr": False, "lpips": True}, qfs=(5, 10, 20, 40), failures=False)
     with ResultsStore.in_run_dir(run_dir) as store:  # a variant block: every value 0.5 lower (psnr)
-        key = store.get_meta("protocol_key")
-        store.set_meta("variants", {"clean": {"key": key, "protocol": {"codec": "opencv"}},
-                                    "pillow": {"key": "other", "protocol": {"codec": "pillow"}}})
-        store.conn.execute("INSERT INTO results SELECT dataset, image, method, qf, metric, "
-                           "value - 0.5, fingerprint, 'other', created FROM results")
+        record = store.record()
+        record.variants.append(VariantRecord("pillow", "other", {"codec": "pillow"}))
+        store.set_record(record)
+        store.conn.execute("INSERT INTO results SELECT 'v-' || unit_id, metric, metric_fp, value - 0.5, created "
+                           "FROM results")
+        store.conn.execute("INSERT INTO plan_units SELECT 'pillow', dataset, image, method, qf, 'v-' || unit_id "
+                           "FROM plan_units WHERE variant = 'clean'")
         store.conn.commit()
     html = render_report(run_dir).read_text()
     assert "Rate-quality" in html and "BD-quality fits quality = p(log10 bpp)" in html and "Limits:" in html

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.config import ConfigError, RunConfig
-from bench.runner import Runner
+from bench.engine import Runner
 from bench.store import ResultsStore
 from methods.base import Method
 from methods.registry import METHODS
@@ -143,6 +143,8 @@ def test_a_changed_metric_invalidates_only_its_own_values(tmp_path, image_folder
     assert summary.restored == 0 and summary.reused == 6
     with ResultsStore.in_run_dir(tmp_path / "run", readonly=True) as store:
         after = store.results_frame()
-        created = dict(store.conn.execute("SELECT metric, max(created) FROM results GROUP BY metric").fetchall())
-        first = dict(store.conn.execute("SELECT metric, min(created) FROM results GROUP BY metric").fetchall())
+        current = ("FROM results r JOIN plan_metrics m ON m.metric = r.metric AND m.fingerprint = r.metric_fp "
+                   "GROUP BY r.metric")
+        created = dict(store.conn.execute(f"SELECT r.metric, max(created) {current}").fetchall())
+        first = dict(store.conn.execute(f"SELECT r.metric, min(created) {current}").fetchall())
     assert len(after) == len(before) and created["ssim"] > created["psnr"] and first["ssim"] > created["psnr"]

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-import bench.runner
+import bench.engine
 from bench.cli import main
 
 
@@ -14,13 +14,13 @@ from bench.cli import main
 def engine_calls(monkeypatch) -> list[str]:
     """The run folders the run engine was started on (it still runs)."""
     calls: list[str] = []
-    real = bench.runner.Runner.run
+    real = bench.engine.Runner.run
 
     def run(self):
-        calls.append(str(self.run_dir))
+        calls.append(str(self.layout.root))
         return real(self)
 
-    monkeypatch.setattr(bench.runner.Runner, "run", run)
+    monkeypatch.setattr(bench.engine.Runner, "run", run)
     return calls
 
 

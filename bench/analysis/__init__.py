@@ -36,6 +36,8 @@ class Analysis(ABC):
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = NoOptions
+    analyses_methods: ClassVar[tuple[str, ...]] = ()  # registered methods it studies: runs (`when: auto`) only
+    # where one of them is in the run; empty: always
 
     def __init__(self, **options: Any) -> None:
         try:

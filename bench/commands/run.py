@@ -15,9 +15,14 @@ def _csv(kind, *, empty_ok: bool = False):
     what = "a whole number" if kind is int else "a name"
 
     def parse(text: str) -> list:
-        items = [x.strip() for x in text.split(",") if x.strip()]
-        if not items and not empty_ok:
+        items = [x.strip() for x in text.split(",")]
+        if not any(items) and empty_ok:
+            return []
+        if not any(items):
             raise argparse.ArgumentTypeError(f"{text!r} is an empty list: give {what}, or several separated by commas")
+        if "" in items:
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty item: give {what} between every two commas, "
+                                             f"e.g. {'5,10,20' if kind is int else 'jpeg,fbcnn'}")
         values = []
         for item in items:
             try:
@@ -51,7 +56,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "('' for none)")
     parser.add_argument("--images", action="append", help="a folder of images as an ad hoc dataset (repeatable; replaces the config's "
                         "datasets unless --datasets is given too)")
-    parser.add_argument("--methods", type=_csv(str), help="comma-separated method names (see `methods`)")
+    parser.add_argument("--methods", type=_csv(str), help="comma-separated method names (see `methods`) or labels of "
+                        "the config's method entries (their options come along)")
     parser.add_argument("--qf", type=_csv(int), help="comma-separated quality factors, e.g. 5,10,20")
     parser.add_argument("--metrics", type=_csv(str), help="comma-separated metric names")
     parser.add_argument("--limit", type=_count, help="at most N images per dataset (N >= 1)")
@@ -72,11 +78,11 @@ def config_from_args(args: argparse.Namespace):
         from bench.metrics import use_cache_dir
 
         use_cache_dir(args.cache_dir)
-    config = load_config(args.config, getattr(args, "overrides", None))
-    datasets = args.datasets if args.datasets or not args.images else []
-    return config.override(datasets=datasets, images=args.images, methods=args.methods, qf=args.qf,
-                           metrics=args.metrics, limit=args.limit, run_dir=args.run_dir, data_root=args.data_root,
-                           device=args.device, strict=args.strict)
+    datasets = args.datasets if args.datasets is not None or not args.images else []
+    flags = dict(datasets=datasets, images=args.images, methods=args.methods, qf=args.qf, metrics=args.metrics,
+                 limit=args.limit, run_dir=args.run_dir, data_root=args.data_root, device=args.device,
+                 strict=args.strict, report=getattr(args, "report", None))
+    return load_config(args.config, getattr(args, "overrides", None), flags)
 
 
 def register(subparsers) -> None:
@@ -92,11 +98,9 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from bench.uptodate import finished_summary, is_up_to_date, record_finished
+    from bench.engine.stamp import finished_summary, is_up_to_date
 
     config = config_from_args(args)
-    if args.report is not None:
-        config.report = args.report
     if args.dry_run:
         from bench.dryrun import dry_run
 
@@ -105,7 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
         summary = finished_summary(config)
         print_summary(summary)
         return summary.exit_status
-    from bench.runner import Runner
+    from bench.engine import Runner
 
     summary = Runner(config, progress=not args.quiet).run()
     if summary.is_main:
@@ -113,8 +117,6 @@ def run_command(args: argparse.Namespace) -> int:
             from reports import render_report
 
             summary.report = render_report(summary.run_dir)
-        if not summary.errors:
-            record_finished(config, summary.weight_files)
         print_summary(summary)
     return summary.exit_status
 
@@ -130,7 +132,7 @@ def print_summary(summary) -> None:
     with ResultsStore.in_run_dir(summary.run_dir, readonly=True) as store:
         frame = store.results_frame()
         images = store.images_frame()
-        warnings = store.get_meta("warnings", [])
+        warnings = store.record().warnings
     print(f"\n{summary.units} units: {summary.restored} restored, {summary.reused} reused from earlier runs")
     if not frame.empty:
         table = frame.pivot_table(index=["dataset", "method"], columns=["metric", "qf"], values="value",

@@ -84,14 +84,14 @@ def method_groups(entries: list, datasets: list[str], qfs: list[int],
 
     groups = []
     for entry in list_methods() if entries == ["all"] else entries:
-        spec = MethodSpec.parse(entry, defaults)
+        spec = MethodSpec.from_entry(entry).with_defaults(defaults or {})
         METHODS.check(spec.method)  # an unknown name is a user error before anything is listed
         try:
             method = create_method(spec.method, **spec.config)
             groups.append(Group(f"method {spec.label}", [as_metric_file(w) for w in method.required_weights()],
                                 folders=method.input_folders(datasets, qfs)))
         except Exception as exc:  # noqa: BLE001 - a method that cannot even be configured is reported, not fatal
-            groups.append(Group(f"method {entry}", error=f"cannot list its files: {type(exc).__name__}: {exc}"))
+            groups.append(Group(f"method {spec.label}", error=f"cannot list its files: {type(exc).__name__}: {exc}"))
     return groups
 
 

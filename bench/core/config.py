@@ -4,7 +4,9 @@ Used by run configs, method options, the JPEG protocol, analyses and training co
 - `load_config(cls, path, overrides)` reads a YAML file into dataclass `cls`;
 - a top-level `base: other.yaml` (relative to the file) is read first and the file is merged over it;
 - `${VAR}` and `${VAR:-default}` in strings are replaced from the environment;
-- `--set a.b=c` overrides (`apply_overrides`) are parsed as YAML values, one syntax everywhere;
+- `--set a.b=c` overrides (`apply_overrides`) are parsed as YAML values, one syntax everywhere; a list of
+  entries is indexed by position or by an entry's name (`--set methods.codiff-fp16.dtype=fp16`);
+- a dataclass with a `from_entry(value, key)` classmethod reads its own shorthand (a method given by name);
 - an unknown key or a value of the wrong kind is a ConfigError naming the key, with a "did you mean".
 """
 
@@ -22,6 +24,7 @@ from bench.core.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_UNSET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +88,25 @@ def expand_env(value: Any) -> Any:
     return value
 
 
+def unset_variables(value: Any, where: str = "") -> list[tuple[str, list[str]]]:
+    """`${VAR}` references left in a loaded config (unset, no default), with the config keys using each."""
+    found: dict[str, list[str]] = {}
+
+    def walk(v: Any, path: str) -> None:
+        if isinstance(v, str):
+            for var in _UNSET.findall(v):
+                found.setdefault(var, []).append(path or "config")
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, f"{path}.{k}" if path else str(k))
+
+    walk(value, where)
+    return list(found.items())
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` overrides (values parsed as YAML) to a raw config mapping."""
     import yaml
@@ -93,17 +115,48 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not of the form section.key=value")
-        node = data
+        node: Any = data
         parts = key.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
+            node = _list_entry(node, part, item) if isinstance(node, list) else node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
                 raise ConfigError(f"override {item!r}: {part} is not a section")
+        if isinstance(node, list):
+            raise ConfigError(f"override {item!r}: {parts[-2]} is a list: name an entry and its key, e.g. "
+                              f"{parts[-2]}.NAME.key=value")
         try:
             node[parts[-1]] = yaml.safe_load(raw)
         except yaml.YAMLError:
             node[parts[-1]] = raw
     return data
+
+
+def entry_name(entry: Any) -> str | None:
+    """The name a list entry goes by: a string entry itself, or a mapping's `name` (else its `method`)."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        name = entry.get("name") or entry.get("method")
+        return None if name is None else str(name)
+    return None
+
+
+def _list_entry(entries: list[Any], part: str, item: str) -> dict[str, Any]:
+    """The mapping of a list's entry named `part` (or at index `part`); a string entry becomes a mapping."""
+    names = [entry_name(e) for e in entries]
+    if part in names:
+        index = names.index(part)
+    elif part.isdigit() and int(part) < len(entries):
+        index = int(part)
+    else:
+        known = [n for n in names if n]
+        raise ConfigError(f"override {item!r}: no entry named {part!r}{did_you_mean(part, known)}; "
+                          f"entries: {', '.join(known) or 'none'}")
+    if isinstance(entries[index], str):
+        entries[index] = {"name": entries[index]}
+    if not isinstance(entries[index], dict):
+        raise ConfigError(f"override {item!r}: entry {part!r} is not a mapping")
+    return entries[index]
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None, overrides: list[str] | None = None,
@@ -164,6 +217,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(hint):
         if dataclasses.is_dataclass(value) and isinstance(value, hint):
             return value
+        if hasattr(hint, "from_entry"):
+            return hint.from_entry(value, key)
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return from_dict(hint, value, key + ".")

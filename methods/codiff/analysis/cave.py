@@ -185,6 +185,7 @@ class CaveAnalysis(Analysis):
     What could not be analysed (a missing checkpoint, a broken image) is returned as skipped items."""
 
     config_class = CaveAnalysisConfig
+    analyses_methods = ("cave", "cave-small", "codiff")
 
     def run(self, inputs: AnalysisInputs) -> dict[str, str]:
         summary = run_cave_analysis(self.opts, inputs.images, inputs.out_dir, protocol=inputs.protocol,

@@ -1,12 +1,11 @@
-"""Whether a run folder already holds the finished results of exactly this run, found without torch.
+"""Whether a run folder already holds the finished results of exactly this run, found without loading models.
 
 After a run that finished without errors the engine writes `<run_dir>/uptodate.json`: a hash of everything
 that determines the results (the config, the code of the installed packages, library versions, the registered
-entries it used, the settings that say where files are looked up, the identity of every input image, and the
-content hash of every weight file it consulted, present or not). A rerun first recomputes that hash, which costs stat calls and the hash cache, not model
-loading; when it matches and the report is there, nothing is done. Anything else (a changed option, a new
-image, a swapped checkpoint, a metric's weights that appeared, an edited source file) runs the engine, which
-then reuses what it can unit by unit.
+entries it used, the settings that say where files are looked up, the content identity of every input image,
+and the content hash of every weight file it consulted, present or not). A rerun first recomputes that hash,
+which costs stat calls and the hash cache; when it matches and the report is there, nothing is done. Anything
+else runs the engine, which then reuses what it can unit by unit.
 """
 
 from __future__ import annotations
@@ -15,14 +14,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.config import RunConfig
 from bench.core.atomic import atomic_write_text
-from bench.core.hashcache import content_sha256, identity
+from bench.core.hashcache import content_sha256
 from bench.core.resources import package_file
+from bench.engine.layout import RunLayout
 
-STAMP = "uptodate.json"
+if TYPE_CHECKING:
+    from bench.engine.planner import RunPlan
+    from bench.engine.summary import RunSummary
+
 _PACKAGES = ("bench", "methods", "reports")
 _IGNORED_CONFIG = ("run_dir", "sources")  # a copied or moved run folder holds the same results
 # Where weight files, caches and data are looked up: a different setting may find other files.
@@ -46,14 +49,13 @@ def code_hash() -> str:
 def run_fingerprint(config: RunConfig, weight_files: list[str]) -> str:
     """The hash of everything that determines the results of `config` (see the module docstring)."""
     from bench.analysis import ANALYSES
-    from bench.distributed import Shard
+    from bench.engine.planner import Planner
     from bench.metrics import METRICS
     from bench.provenance import library_versions
-    from bench.runner import Runner
     from methods.registry import METHODS
 
-    runner = Runner(config, progress=False, shard=Shard())
-    entries = runner.entries(runner.datasets())
+    planner = Planner(config)
+    entries = planner.entries(planner.datasets())
     payload: dict[str, Any] = {
         "config": {k: v for k, v in config.to_dict().items() if k not in _IGNORED_CONFIG},
         "code": code_hash(),
@@ -61,26 +63,30 @@ def run_fingerprint(config: RunConfig, weight_files: list[str]) -> str:
         "versions": library_versions(),
         "registered": {registry.kind: {name: str(registry.target(name)) for name in registry.names()}
                        for registry in (METHODS, METRICS, ANALYSES)},
-        "inputs": [[e.dataset, e.image, list(identity(os.stat(e.path)))] for e in entries],
+        "inputs": [[e.dataset, e.image, e.image_id] for e in entries],
         "weights": {path: content_sha256(path) if Path(path).is_file() else None for path in sorted(set(weight_files))},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def record_finished(config: RunConfig, weight_files: list[str]) -> None:
-    """After a run without errors: remember what it was a run of."""
-    stamp = {"fingerprint": run_fingerprint(config, weight_files), "weight_files": sorted(set(weight_files))}
-    atomic_write_text(Path(config.run_dir) / STAMP, json.dumps(stamp, indent=2) + "\n")
+def record_finished(config: RunConfig, plan: RunPlan) -> None:
+    """After a run without errors: remember what it was a run of (every weight file consulted, present or not)."""
+    from bench.metrics import metric_files
+
+    weight_files = sorted(set(plan.method_weights + [str(f.path) for name in config.metrics
+                                                     for f in metric_files(name)]))
+    stamp = {"fingerprint": run_fingerprint(config, weight_files), "weight_files": weight_files}
+    atomic_write_text(RunLayout(config.run_dir) / RunLayout.STAMP, json.dumps(stamp, indent=2) + "\n")
 
 
 def is_up_to_date(config: RunConfig) -> bool:
     """True when the run folder holds the finished results (and report, if asked for) of exactly `config`."""
-    run_dir = Path(config.run_dir)
+    layout = RunLayout(config.run_dir)
     try:
-        stamp = json.loads((run_dir / STAMP).read_text())
+        stamp = json.loads((layout / RunLayout.STAMP).read_text())
     except (OSError, ValueError):
         return False
-    if config.report and not (run_dir / "report" / "index.html").is_file():
+    if config.report and not layout.report_index.is_file():
         return False
     try:
         return stamp.get("fingerprint") == run_fingerprint(config, list(stamp.get("weight_files") or []))
@@ -88,15 +94,14 @@ def is_up_to_date(config: RunConfig) -> bool:
         return False
 
 
-def finished_summary(config: RunConfig):
+def finished_summary(config: RunConfig) -> RunSummary:
     """The summary of the finished run in the folder: every unit reused, the stored skips and report."""
-    from bench.runner import RunSummary
+    from bench.engine.summary import RunSummary
     from bench.store import ResultsStore
 
-    run_dir = Path(config.run_dir)
-    with ResultsStore.in_run_dir(run_dir, readonly=True) as store:
-        units = len(store.outputs_frame())
+    layout = RunLayout(config.run_dir)
+    with ResultsStore(layout / RunLayout.STORE, readonly=True) as store:
+        units = len(store.outputs_frame(variants=True))
         skipped = store.skipped()
-    report = run_dir / "report" / "index.html"
-    return RunSummary(run_dir, units=units, reused=units, skipped=skipped,
-                      report=report if config.report else None)
+    return RunSummary(layout.root, units=units, reused=units, skipped=skipped,
+                      report=layout.report_index if config.report else None)

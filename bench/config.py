@@ -154,6 +154,7 @@ class RunConfig:
     methods: list[MethodSpec] = field(default_factory=lambda: [MethodSpec("jpeg", "jpeg")])
     method_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {psnr: {color_space: ycbcr}}
     protocol: JpegProtocol = field(default_factory=JpegProtocol)
     analyses: list[AnalysisSpec] = field(default_factory=list)
     variants: list[VariantSpec] = field(default_factory=list)
@@ -202,6 +203,9 @@ class RunConfig:
             raise ConfigError("no methods to run: name at least one (`methods:` in the config, or --methods jpeg,...)")
         if not self.metrics:
             raise ConfigError("no metrics to compute: name at least one (`metrics:` in the config, or --metrics psnr)")
+        stray = sorted(set(self.metric_options) - set(self.metrics))
+        if stray:
+            raise ConfigError(f"metric_options names {stray}, which `metrics` does not list")
         if not self.datasets and not self.images:
             raise ConfigError("no images to run on: name a dataset (`datasets:`, --datasets) or an image folder "
                               "(`images:`, --images)")

@@ -106,7 +106,7 @@ class Planner:
             METRICS.check(name)
         analyses = [(spec.name, create_analysis({"name": spec.name, **spec.options})) for spec in cfg.analyses]
         datasets = self.datasets(problems.setdefault("data", {}) if lenient else None)
-        metrics, skipped_metrics = check_metrics(cfg.metrics, strict=strict)
+        metrics, skipped_metrics = check_metrics(cfg.metrics, strict=strict, options=cfg.metric_options)
         device = "cpu" if problems.get("device") else self.device
         methods, skipped_methods, weights = self._methods(device, problems.setdefault("method", {}) if lenient else None)
         variants, skipped_variants = self._variants(strict=strict)

@@ -72,7 +72,8 @@ class Runner:
         from bench.metrics import create_metric
 
         torch.manual_seed(self.config.seed)
-        metrics = {name: create_metric(name, device=self.device) for name in plan.metrics}
+        metrics = {name: create_metric(name, device=self.device, **self.config.metric_options.get(name, {}))
+                   for name in plan.metrics}
         executor = Executor(self.layout, store, metrics, self.device, block_ids(plan))
         record = self._record(plan, executor)
         if self.shard.is_main:

@@ -74,7 +74,7 @@ def record_finished(config: RunConfig, plan: RunPlan) -> None:
     from bench.metrics import metric_files
 
     weight_files = sorted(set(plan.method_weights + [str(f.path) for name in config.metrics
-                                                     for f in metric_files(name)]))
+                                                     for f in metric_files(name, **config.metric_options.get(name, {}))]))
     stamp = {"fingerprint": run_fingerprint(config, weight_files), "weight_files": weight_files}
     atomic_write_text(RunLayout(config.run_dir) / RunLayout.STAMP, json.dumps(stamp, indent=2) + "\n")
 

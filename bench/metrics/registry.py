@@ -48,9 +48,9 @@ def metric_files(name: str, **options: Any) -> list[MetricFile]:
         raise MetricError(f"metric {name!r}: no weights known for options {options} ({exc})") from exc
 
 
-def check_metrics(names: Iterable[str], *, strict: bool = False,
-                  verify_hash: bool = False) -> tuple[list[str], dict[str, str]]:
-    """Split `names` into metrics whose files are all usable and skipped ones with the reason.
+def check_metrics(names: Iterable[str], *, strict: bool = False, verify_hash: bool = False,
+                  options: dict[str, dict[str, Any]] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Split `names` into metrics whose files (with `options[name]`) are all usable and skipped ones with the reason.
 
     A reason names each missing or broken file and the folder it belongs in. With `strict`, any skipped
     metric raises MetricError instead. `verify_hash` also compares SHA-256 prefixes known from file names.
@@ -61,7 +61,7 @@ def check_metrics(names: Iterable[str], *, strict: bool = False,
     available: list[str] = []
     skipped: dict[str, str] = {}
     for name in dict.fromkeys(names):
-        problems = inspect_files(metric_files(name), verify_hash=verify_hash)
+        problems = inspect_files(metric_files(name, **(options or {}).get(name, {})), verify_hash=verify_hash)
         if problems:
             skipped[name] = problems[0] if len(problems) == 1 else "\n".join(
                 [f"{len(problems)} weight files not usable:", *(f"  - {p}" for p in problems)])

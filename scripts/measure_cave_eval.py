@@ -3,8 +3,9 @@
 Each photo goes through the project's protocol (OpenCV encoder, 4:2:0) at every `--qfs` QF; the JPEG, the
 `jpegqs` result of that same JPEG file (decoded the same way) and each `--cave` restoration (the `cave`
 method: gated as its checkpoint says, tiled as the method tiles) are scored with the harness's PSNR, PSNR-B
-and SSIM (luma). Prints and writes (`--out`) per-QF means and each method's gain over the JPEG with a 95%
-bootstrap interval over photos, and the per-photo values.
+and SSIM (luma), and each CaVE's QF estimate of the whole JPEG (as estimate-qf makes it) by its absolute
+error. Prints and writes (`--out`) per-QF means and each method's gain over the JPEG with a 95% bootstrap
+interval over photos, and the per-photo values.
 
     python scripts/measure_cave_eval.py --eval data/cave-seeds/cave-eval --cave cave-small \\
         --cave new=runs/.../cave.safetensors --out data/cave-seeds/analysis/restorers.json
@@ -68,6 +69,7 @@ def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: boo
     scores: dict[int, dict[str, dict[str, list[float]]]] = {q: {n: {m: [] for m in METRICS} for n in names}
                                                            for q in qfs}
     photos = list_images(eval_folder)
+    qf_errors: dict[str, dict[int, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="cave-eval-") as tmp:
         for path in photos:
             hq8 = protocol.prepare_hq(read_rgb8(path).rgb)
@@ -81,13 +83,17 @@ def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: boo
                 for name, method in methods:
                     with torch.inference_mode():
                         outputs[name] = method.restore(RestoreRequest(lq=lq, jpeg_bytes=jpeg))
+                        estimate = float(method.model.predict_qf(lq))
+                    qf_errors.setdefault(name, {}).setdefault(qf, []).append(abs(estimate - qf))
                 for name, out in outputs.items():
                     out8 = (out.clamp(0, 1) * 255).round() / 255
                     for metric, fn in metrics.items():
                         scores[qf][name][metric].append(float(fn(out8, hq)))
             print(f"{path.name}: done", file=sys.stderr)
     rng = np.random.default_rng(0)
-    summary: dict[str, Any] = {"photos": [p.name for p in photos], "qfs": qfs, "per_photo": scores, "summary": {}}
+    summary: dict[str, Any] = {"photos": [p.name for p in photos], "qfs": qfs, "per_photo": scores, "summary": {},
+                               "qf_mae": {name: {str(q): float(np.mean(v)) for q, v in errors.items()}
+                                          for name, errors in qf_errors.items()}}
     for qf in qfs:
         cell = summary["summary"][str(qf)] = {}
         for name in names:
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--eval", dest="eval_folder", type=Path, required=True, help="the cave-eval folder")
-    parser.add_argument("--qfs", default="5,10,20,30,40,50,60,70,80,90")
+    parser.add_argument("--qfs", default="1,5,10,20,30,40,50,60,70,80,90")
     parser.add_argument("--cave", action="append", default=[], help="cave-small or NAME=PATH (repeatable)")
     parser.add_argument("--no-jpegqs", dest="jpegqs", action="store_false", help="leave jpegqs out")
     parser.add_argument("--out", type=Path, help="results JSON")
@@ -122,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     for qf, cell in result["summary"].items():
         print(f"QF {qf}: " + "; ".join(f"{n} " + " ".join(f"{m} {v[m]:.3f}" for m in METRICS)
                                        for n, v in cell.items()))
+    for name, errors in result["qf_mae"].items():
+        print(f"{name} QF estimate MAE: " + ", ".join(f"QF {q} {v:.1f}" for q, v in errors.items()))
     return 0
 
 

@@ -56,7 +56,8 @@ def interval(values: list[float], rng: np.random.Generator) -> dict[str, float]:
     return {"mean": float(values.mean()), "low": float(low), "high": float(high)}
 
 
-def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: bool) -> dict[str, Any]:
+def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: bool,
+            restore: bool = True) -> dict[str, Any]:
     from bench.core.imageio import list_images, read_rgb8, to_tensor
     from bench.core.protocol import JpegProtocol, decode_jpeg
     from bench.metrics import create_metric
@@ -65,7 +66,8 @@ def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: boo
     protocol = JpegProtocol()
     metrics = {name: create_metric(name) for name in METRICS}
     methods = [cave_method(spec) for spec in caves]
-    names = ["jpeg"] + (["jpegqs"] if use_jpegqs else []) + [name for name, _ in methods]
+    use_jpegqs = use_jpegqs and restore
+    names = ["jpeg"] + (["jpegqs"] if use_jpegqs else []) + ([name for name, _ in methods] if restore else [])
     scores: dict[int, dict[str, dict[str, list[float]]]] = {q: {n: {m: [] for m in METRICS} for n in names}
                                                            for q in qfs}
     photos = list_images(eval_folder)
@@ -82,10 +84,11 @@ def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: boo
                     outputs["jpegqs"] = to_tensor(jpegqs(jpeg, Path(tmp)))
                 for name, method in methods:
                     with torch.inference_mode():
-                        outputs[name] = method.restore(RestoreRequest(lq=lq, jpeg_bytes=jpeg))
+                        if restore or method.model is None:
+                            outputs[name] = method.restore(RestoreRequest(lq=lq, jpeg_bytes=jpeg))
                         estimate = float(method.model.predict_qf(lq))
                     qf_errors.setdefault(name, {}).setdefault(qf, []).append(abs(estimate - qf))
-                for name, out in outputs.items():
+                for name, out in outputs.items() if restore else ():
                     out8 = (out.clamp(0, 1) * 255).round() / 255
                     for metric, fn in metrics.items():
                         scores[qf][name][metric].append(float(fn(out8, hq)))
@@ -94,7 +97,7 @@ def measure(eval_folder: Path, qfs: list[int], caves: list[str], use_jpegqs: boo
     summary: dict[str, Any] = {"photos": [p.name for p in photos], "qfs": qfs, "per_photo": scores, "summary": {},
                                "qf_mae": {name: {str(q): float(np.mean(v)) for q, v in errors.items()}
                                           for name, errors in qf_errors.items()}}
-    for qf in qfs:
+    for qf in qfs if restore else ():
         cell = summary["summary"][str(qf)] = {}
         for name in names:
             cell[name] = {m: float(np.mean(scores[qf][name][m])) for m in METRICS}
@@ -117,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qfs", default="1,5,10,20,30,40,50,60,70,80,90")
     parser.add_argument("--cave", action="append", default=[], help="cave-small or NAME=PATH (repeatable)")
     parser.add_argument("--no-jpegqs", dest="jpegqs", action="store_false", help="leave jpegqs out")
+    parser.add_argument("--qf-only", dest="restore", action="store_false",
+                        help="only the CaVEs' QF estimates (no restoration, no jpegqs)")
     parser.add_argument("--out", type=Path, help="results JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if args.jpegqs and shutil.which("jpegqs") is None:
+    if args.jpegqs and args.restore and shutil.which("jpegqs") is None:
         parser.error("jpegqs is not installed (apt-get install jpegqs), or pass --no-jpegqs")
-    result = measure(args.eval_folder, [int(q) for q in args.qfs.split(",")], args.cave, args.jpegqs)
+    result = measure(args.eval_folder, [int(q) for q in args.qfs.split(",")], args.cave, args.jpegqs, args.restore)
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     for qf, cell in result["summary"].items():

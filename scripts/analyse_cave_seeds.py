@@ -191,7 +191,7 @@ def card_section(table: dict[str, Any], command: str) -> str:
         if any(c != "–" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Reproduce (ROOT: any folder; each of the nine runs is 600 steps of 32 patches of 64 px, one thread, "
-              "about 3-6 minutes of one core, longer on a busy machine):", "",
+              "3-15 minutes measured on a shared 2-core machine):", "",
               "    python scripts/make_cave_trainset.py --out ROOT/cave-train",
               "    python scripts/make_cave_evalset.py --out ROOT/cave-eval --trainset-manifest ROOT/cave-train/manifest.json",
               "    ROOT=ROOT nice -n 19 scripts/train_cave_seeds.sh > ROOT/train.log 2>&1   # resumes where it stopped",

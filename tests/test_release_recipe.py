@@ -1,5 +1,5 @@
-"""Stage 1's BatchNorm as the release's DataParallel computes it: runs of `group` samples normalised apart, the
-first run's running statistics kept (configs/train/cave.yaml: 16)."""
+"""The release's training recipe: stage 1's BatchNorm as its DataParallel computes it (runs of 16 samples apart, the
+first run's running statistics kept) and configs/train/codiff-release.yaml against train_codiff.sh."""
 
 from __future__ import annotations
 
@@ -41,3 +41,20 @@ def test_release_config_groups_16_and_refuses_contradictions():
     assert cave_yaml["model"]["batchnorm_group"] == 16 and cave_yaml["train"]["batch_size"] == 128
     with pytest.raises(ConfigError, match="batchnorm_group"):
         from_dict(CaveModelConfig, {"batchnorm_group": 16, "sync_batchnorm": True})
+
+
+def test_codiff_release_config_is_train_codiff_sh():
+    """configs/train/codiff-release.yaml against train_codiff.sh and main_train_codiff.py's defaults."""
+    from bench.core.config import read_yaml
+    from methods.codiff.training.config import CodiffTrainConfig
+
+    path = Path(__file__).parents[1] / "configs" / "train" / "codiff-release.yaml"
+    config = from_dict(CodiffTrainConfig, read_yaml(path))
+    assert config.train.batch_size == 8 * 8 and config.train.steps == 100_000 and config.train.seed == 123
+    assert config.model.sample_latent and config.loss.release_gan_nograd and config.model.lora_rank == 16
+    for optim in (config.optim, config.disc_optim):
+        assert (optim.lr, optim.weight_decay, optim.betas, optim.eps, optim.milestones) == (
+            5e-5, 1e-2, [0.9, 0.999], 1e-8, [])
+    assert config.train.grad_clip == 1.0 and config.train.mixed_precision == "fp16"
+    assert config.val.every == config.train.checkpoint_every == 3000
+    assert config.data.patch_size == 256

@@ -125,3 +125,12 @@ def test_codiff_with_the_release_vae_tiler_matches_the_release(vae_tiled_dir):
     pipeline.config = PipelineConfig(merge_lora=False, color_fix="none",
                                      tiles=TileConfig(vae_encoder_tile=0, vae_decoder_tile=0))
     assert np.abs(pipeline.generate(lq).numpy() - expected).max() > 1
+
+
+def test_vae_memory_command_runs_a_case(capsys):
+    """`python -m methods.codiff.vae_memory` (methods/codiff/README.md, "Memory"), one small case in-process."""
+    from methods.codiff.vae_memory import main
+
+    main(["--case", "64", "release"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["side"] == 64 and result["tiling"] == "release" and result["peak_above_loaded_gb"] >= 0

@@ -128,3 +128,34 @@ def test_small_paper_shaped_run_end_to_end(tmp_path, monkeypatch, capsys, make_i
     assert means["jdec", "psnr"] > means["jpeg", "psnr"] + 5  # the outputs method read the prepared files
     assert means["blur", "psnr"] != means["jpeg", "psnr"]
     assert list((tmp_path / "run" / "work" / "blur").rglob("command.log"))
+
+
+# The release's test script (main_test_codiff.py at github:jp-guo/CODiff): its argparse defaults, which the
+# paper's numbers were made with (test_codiff.sh passes none of these), and CODiff_test's fixed timestep.
+RELEASE_TEST = {"mixed_precision": "fp16", "align_method": "adain", "merge_and_unload_lora": False,
+                "vae_encoder_tiled_size": 1024, "vae_decoder_tiled_size": 224, "latent_tiled_size": 96,
+                "latent_tiled_overlap": 32, "timestep": 499}
+
+
+def test_paper_codiff_options_are_the_release_test_script():
+    import torch
+
+    from methods.codiff.generator import TIMESTEP
+    from methods.codiff.method import Codiff
+    from methods.codiff.pipeline import resolve_dtype
+
+    config = RunConfig.from_file(REPO / "configs" / "paper.yaml")
+    assert config.device == "cuda"
+    spec = next(s for s in config.method_specs() if s.method == "codiff")
+    opts = Codiff(**spec.config).opts
+    tiles = opts.tiles
+    assert resolve_dtype(opts.dtype, torch.device(config.device)) == RELEASE_TEST["mixed_precision"]
+    assert opts.color_fix == RELEASE_TEST["align_method"] and opts.release_quantization
+    assert opts.merge_lora == RELEASE_TEST["merge_and_unload_lora"]
+    assert tiles.vae_tiling == "release" and tiles.latent_tiling == "release"
+    assert (tiles.vae_encoder_tile, tiles.vae_decoder_tile) == (RELEASE_TEST["vae_encoder_tiled_size"],
+                                                                RELEASE_TEST["vae_decoder_tiled_size"])
+    assert (tiles.latent_tile, tiles.latent_overlap) == (RELEASE_TEST["latent_tiled_size"],
+                                                         RELEASE_TEST["latent_tiled_overlap"])
+    assert tiles.cave_tile >= 2040 or tiles.cave_tile == 0  # CaVE whole on every image of the three sets
+    assert TIMESTEP == RELEASE_TEST["timestep"]

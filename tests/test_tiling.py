@@ -111,10 +111,10 @@ def test_tile_config_validates():
 
 # -- the tiny CODiff model ------------------------------------------------------------------------------
 TILED = TileConfig(vae_encoder_tile=112, vae_encoder_overlap=48, vae_decoder_tile=56, vae_decoder_overlap=24,
-                   latent_tile=56, latent_overlap=24)  # 2 x 3 tiles in every stage
+                   latent_tile=56, latent_overlap=24, vae_tiling="gaussian")  # 2 x 3 tiles in every stage
 LATENT_IMAGE = (128, 192)  # the tiny model's test image
 HARD_EDGES = TileConfig(vae_encoder_tile=96, vae_encoder_overlap=0, vae_decoder_tile=48, vae_decoder_overlap=0,
-                        latent_tile=48, latent_overlap=0)  # 2 x 2 tiles, the VAE's meeting edge to edge
+                        latent_tile=48, latent_overlap=0, vae_tiling="gaussian")  # 2 x 2 tiles, the VAE's meeting edge to edge
 
 
 def _borders(tiles: TileConfig, length: int, factor: int = 2) -> list[int]:

@@ -14,7 +14,7 @@ Images here are on the [-1, 1] scale, as the release's generator takes them; `CO
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -136,9 +136,11 @@ class CODiffGenerator(nn.Module):
         """Pixels per latent pixel (8 for SD)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
-    def posterior_moments(self, lq: torch.Tensor) -> torch.Tensor:
-        """The VAE posterior's parameters (mean and log-variance, stacked on channels) for lq in [-1, 1]."""
-        return self.vae.encode(lq.to(self.dtype)).latent_dist.parameters
+    def posterior_moments(self, lq: torch.Tensor, encoder: Callable | None = None) -> torch.Tensor:
+        """The VAE posterior's parameters (mean and log-variance, stacked on channels) for lq in [-1, 1];
+        `encoder` runs in place of the VAE's encoder network (a tiler around it)."""
+        h = (self.vae.encoder if encoder is None else encoder)(lq.to(self.dtype)).to(self.dtype)
+        return h if self.vae.quant_conv is None else self.vae.quant_conv(h)
 
     def latent_from_moments(self, moments: torch.Tensor) -> torch.Tensor:
         """z_L: the posterior mode (default) or a sample, times the scaling factor."""
@@ -179,9 +181,12 @@ class CODiffGenerator(nn.Module):
             x0 = x0.clamp(-config.clip_sample_range, config.clip_sample_range)
         return x0.to(z.dtype)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """VAE.decode(z_H / scaling_factor), clamped to [-1, 1]."""
-        return self.vae.decode(z / self.scaling_factor, return_dict=False)[0].clamp(-1, 1)
+    def decode(self, z: torch.Tensor, decoder: Callable | None = None) -> torch.Tensor:
+        """VAE.decode(z_H / scaling_factor), clamped to [-1, 1]; `decoder` runs in place of the VAE's decoder
+        network (a tiler around it)."""
+        z = z / self.scaling_factor
+        z = z if self.vae.post_quant_conv is None else self.vae.post_quant_conv(z)
+        return (self.vae.decoder if decoder is None else decoder)(z).clamp(-1, 1)
 
     def forward(self, lq: torch.Tensor, c_l: torch.Tensor) -> torch.Tensor:
         z = self.latent_from_moments(self.posterior_moments(lq))

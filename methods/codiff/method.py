@@ -16,10 +16,11 @@
   sample_latent  sample the VAE posterior instead of taking its mode (default false); seed seeds it
   release_quantization  truncate to 8 bits around the colour fix as the release's script does (default false)
   tiles          {vae_encoder_tile, vae_encoder_overlap (pixels), vae_decoder_tile, vae_decoder_overlap,
-                 latent_tile, latent_overlap (latent pixels), cave_tile, cave_overlap (pixels), latent_tiling}:
-                 see methods.codiff.options.TileConfig; a tile of 0 disables tiling for that stage;
+                 latent_tile, latent_overlap (latent pixels), cave_tile, cave_overlap (pixels), latent_tiling,
+                 vae_tiling}: see methods.codiff.options.TileConfig; a tile of 0 disables tiling for that stage;
                  latent_tiling: release (default: the release's UNet tile placement and Gaussian weights) |
-                 even (tiles shrunk to share the latent evenly, a symmetric Gaussian)
+                 even (tiles shrunk to share the latent evenly, a symmetric Gaussian);
+                 vae_tiling: release (default: the release's VAE tiler, 1024 px / 224 latent px) | gaussian
 
 `cave` config: cave (as above), tile / tile_overlap (pixels, 0 = whole image).
 """

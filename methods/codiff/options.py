@@ -14,6 +14,7 @@ from bench.core.errors import ConfigError
 Dtype = Literal["auto", "fp32", "fp16", "bf16"]  # auto: fp32 on CPUs, fp16 on CUDA (see pipeline.AUTO_DTYPES)
 ColorFix = Literal["adain", "wavelet", "none"]
 LatentTiling = Literal["release", "even"]
+VaeTiling = Literal["release", "gaussian"]
 PromptSource = Literal["cave", "learnable", "empty"]
 
 
@@ -25,29 +26,34 @@ def _check_tile(stage: str, tile: int, overlap: int) -> None:
 @dataclass(frozen=True)
 class TileConfig:
     """Tile sizes and overlaps of the four tiled stages; a tile of 0 disables tiling for that stage.
-    `latent_tiling`: `release` (the release's UNet tile placement and Gaussian weights) or `even` (tiles shrunk
-    to share the latent evenly, a symmetric Gaussian).
 
-    UNet tiles follow the release (96 latent pixels overlapping by 32), and so does the VAE encoder's tile
-    (1024 pixels). The VAE decoder's is smaller than the release's 224 latent pixels (1792 pixels, about
-    20 GB of activations in float32) so that a CPU machine's memory suffices; the VAE overlaps are this
-    project's (the release's VAE tiler pads tiles instead of blending them). CaVE's embedding, which the
-    release computes on the whole image, is tiled (on its 1/32 token grid) only above 2048 pixels.
+    `vae_tiling: release` (default) is the release's VAE tiler (methods.codiff.vae_tiler): the encoder runs
+    whole up to 1088 px (its 1024 px tile plus 2 x 32 padding), the decoder up to 246 latent px (224 plus
+    2 x 11); beyond, padded tiles that share GroupNorm statistics; the VAE overlaps are unused.
+    `vae_tiling: gaussian` blends tiles of at most these sizes with Gaussian weights, each with its own
+    GroupNorm statistics: not the release's output, but memory set by the tile, not the image (the release's
+    tiler keeps every tile's activations until the last one catches up: methods/codiff/README.md, "Memory").
+    UNet tiles follow the release (96 latent pixels overlapping by 32); `latent_tiling`: `release` (its tile
+    placement and Gaussian weights) or `even` (tiles shrunk to share the latent evenly, a symmetric Gaussian).
+    CaVE's embedding, which the release computes on the whole image, is tiled (on its 1/32 token grid) only
+    above 2048 pixels.
     """
 
     vae_encoder_tile: int = 1024
     vae_encoder_overlap: int = 64
-    vae_decoder_tile: int = 96
+    vae_decoder_tile: int = 224
     vae_decoder_overlap: int = 16
     latent_tile: int = 96
     latent_overlap: int = 32
     cave_tile: int = 2048
     cave_overlap: int = 256
     latent_tiling: LatentTiling = "release"
+    vae_tiling: VaeTiling = "release"
 
     def __post_init__(self) -> None:
         for stage in ("vae_encoder", "vae_decoder", "latent", "cave"):
-            _check_tile(stage, getattr(self, f"{stage}_tile"), getattr(self, f"{stage}_overlap"))
+            padded = stage.startswith("vae") and self.vae_tiling == "release"  # the release's tiler: no overlap
+            _check_tile(stage, getattr(self, f"{stage}_tile"), 0 if padded else getattr(self, f"{stage}_overlap"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from methods.codiff.colorfix import color_fix
 from methods.codiff.generator import CODiffGenerator
 from methods.codiff.options import PipelineConfig
 from methods.codiff.tiling import release_latent_map, tiled_map
+from methods.codiff.vae_tiler import ReleaseVAETiler
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # `dtype: auto` per device type. CPU: fp32, because bf16 moves many output values by more than 2 levels
@@ -68,7 +69,10 @@ class CODiffPipeline:
             grid = tiled_map(self.cave.embed_grid, x, tiles.cave_tile, tiles.cave_overlap, down=CAVE_STRIDE)
             hidden = gen.hidden_states(grid.flatten(2).transpose(1, 2))
         x = (x * 2 - 1).to(gen.dtype)
-        moments = tiled_map(gen.posterior_moments, x, tiles.vae_encoder_tile, tiles.vae_encoder_overlap, down=f)
+        if tiles.vae_tiling == "release":
+            moments = gen.posterior_moments(x, ReleaseVAETiler(gen.vae.encoder, tiles.vae_encoder_tile, False, f))
+        else:
+            moments = tiled_map(gen.posterior_moments, x, tiles.vae_encoder_tile, tiles.vae_encoder_overlap, down=f)
         if self.config.sample_latent:
             gen.latent_generator = torch.Generator(self.device).manual_seed(self.config.seed)
         z = gen.latent_from_moments(moments.to(gen.dtype))
@@ -79,7 +83,10 @@ class CODiffPipeline:
             tiler = release_latent_map if tiles.latent_tiling == "release" else tiled_map
             eps = tiler(lambda t: gen.predict_noise(t, hidden), z, tiles.latent_tile, tiles.latent_overlap)
         z_h = gen.step(z, eps)  # the blended prediction stays float32, as the release's
-        out = tiled_map(gen.decode, z_h, tiles.vae_decoder_tile, tiles.vae_decoder_overlap, up=f)
+        if tiles.vae_tiling == "release":
+            out = gen.decode(z_h, ReleaseVAETiler(gen.vae.decoder, tiles.vae_decoder_tile, True, f))
+        else:
+            out = tiled_map(gen.decode, z_h, tiles.vae_decoder_tile, tiles.vae_decoder_overlap, up=f)
         return out[..., :h, :w].float()
 
     def __call__(self, lq: torch.Tensor) -> torch.Tensor:

@@ -130,10 +130,19 @@ class CaveModelConfig(CaVEConfig):
     weights), how its weights start (`init`: 'release', orthogonal gain 0.2 and uniform BN weights; 'default',
     PyTorch's; 'scaled', unit-scale activations at any width, see cave.init_scaled_weights), and whether
     BatchNorm statistics span the global batch of all processes (`sync_batchnorm`; off by default: each
-    process normalises its own share, as the release's DataParallel replicas do)."""
+    process normalises its own share), or over runs of `batchnorm_group` samples with the first run's running
+    statistics (the release's DataParallel: 16 samples per replica, replica 0's buffers), whatever the number
+    of processes (0: each process's whole share)."""
 
     init: Literal["release", "default", "scaled"] = "release"
     sync_batchnorm: bool = False
+    batchnorm_group: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.batchnorm_group < 0 or (self.batchnorm_group and self.sync_batchnorm):
+            raise ConfigError(f"model.batchnorm_group must be >= 0 and needs sync_batchnorm off, got "
+                              f"{self.batchnorm_group} with sync_batchnorm {self.sync_batchnorm}")
 
     def architecture(self) -> CaVEConfig:
         """The network alone, as a checkpoint stores it."""

@@ -25,7 +25,7 @@ from methods.codiff.cave import (
 from methods.codiff.training.cave_eval import evaluate_cave
 from methods.codiff.training.config import CaveTrainConfig
 from methods.codiff.training.data import ValPair
-from methods.codiff.training.distributed import globalise_batchnorm
+from methods.codiff.training.distributed import globalise_batchnorm, group_batchnorm
 from methods.codiff.training.losses import cave_losses
 from methods.codiff.training.trainer import (
     Batch,
@@ -74,6 +74,8 @@ class CaveTask(TrainTask):
         model = self.build_model().to(accelerator.device).train()
         if self.config.model.sync_batchnorm and accelerator.num_processes > 1:
             globalise_batchnorm(model)
+        if self.config.model.batchnorm_group:
+            group_batchnorm(model, self.config.model.batchnorm_group)
         optimizer = adam_optimizer(list(model.parameters()), self.config.optim, decoupled=False)
         self.schedulers = {"cave": multistep_scheduler(optimizer, self.config.optim)}
         model, optimizer = accelerator.prepare(model, optimizer)

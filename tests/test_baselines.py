@@ -256,7 +256,6 @@ def test_command_runs_once_per_block_and_reads_its_outputs(tmp_path):
 @pytest.mark.parametrize("command, shell, timeout, status", [
     ("{python} -c 'import sys; print(\"bad input\"); sys.exit(3)'", False, 120, "exit status 3"),
     ("{python} -c 'import time; time.sleep(30)'", False, 1, "timed out"),
-    ("no-such-program-xyz {input_dir}", False, 120, "could not start"),
     ("echo {input_dir} >&2; exit 4", True, 120, "exit status 4"),
 ])
 def test_a_failing_command_is_an_error_for_each_unit_of_its_block(tmp_path, command, shell, timeout, status):
@@ -281,10 +280,15 @@ def test_a_failing_command_is_an_error_for_each_unit_of_its_block(tmp_path, comm
 def test_command_configuration_and_preflight(tmp_path):
     with pytest.raises(MethodError, match="set `command`"):
         create_method("command")
-    with pytest.raises(MethodError, match="unknown placeholders \\['input'\\]"):
-        create_method("command", command="tool {input}")
+    with pytest.raises(MethodError, match="unknown placeholders \\['input_dir'\\]"):
+        create_method("command", command=f"{sys.executable} {{input}} {{output}} {{input_dir}}")
+    with pytest.raises(MethodError, match="names both \\{input\\} and \\{output\\}"):
+        create_method("command", command=f"{sys.executable} {{input}}")
+    with pytest.raises(MethodError, match="unknown placeholders \\['stem'\\]"):
+        create_method("command", command=f"{sys.executable} {{input_dir}} {{output_dir}}/{{stem}}")
     with pytest.raises(MethodError, match="one string"):
         create_method("command", command=["a", "b"], shell=True)
     assert create_method("command", command=[sys.executable, "x.py", "{input_dir}"]).preflight([]) == []
-    lines = create_method("command", command="no-such-program-xyz {input_dir}").preflight([])
-    assert lines and "no-such-program-xyz" in lines[0]
+    with pytest.raises(MethodError, match="'no-such-program-xyz' not found"):  # a user error before any run
+        create_method("command", command="no-such-program-xyz {input_dir}")
+    assert create_method("command", command="no-such-program-xyz {input_dir}", shell=True).preflight([]) == []

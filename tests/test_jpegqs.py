@@ -137,3 +137,78 @@ def test_real_jpegqs_restores_and_does_not_depend_on_its_thread_count():
 
 def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / torch.mean((image - reference) ** 2)))
+
+
+def _readme_blocks(heading: str) -> dict[str, list[str]]:
+    """The fenced blocks of one README section, by language."""
+    text = README.read_text()
+    section = text[text.index(heading):]
+    section = section[:len(heading) + re.search(r"\n##+ |$", section[len(heading):]).start()]
+    blocks: dict[str, list[str]] = {}
+    for language, body in re.findall(r"```(\w+)\n(.*?)```", section, re.S):
+        blocks.setdefault(language, []).append(body)
+    return blocks
+
+
+@needs_jpegqs
+def test_the_readme_worked_example_runs_and_both_ways_give_the_same_restorations(tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+    from bench.store import ResultsStore
+
+    blocks = _readme_blocks("### Any tool as a method: `command`")
+    config = blocks["yaml"][0]
+    name = config.splitlines()[0].lstrip("# ").strip()
+    (tmp_path / name).write_text(config)
+    monkeypatch.chdir(tmp_path)
+    commands = [shlex.split(line) for line in blocks["bash"][0].splitlines() if line.strip()]
+    assert [argv[:2] for argv in commands] == [["codiff-bench", "methods"], ["codiff-bench", "run"]]
+    assert main(commands[0][1:]) == 0
+    shown = capsys.readouterr().out
+    assert "{input}" in shown and "command  " in shown and "str | list[str]" in shown
+    assert main([*commands[1][1:], "--limit", "1", "--no-report", "--quiet"]) == 0  # one image keeps it short
+    run_dir = tmp_path / yaml.safe_load(config)["run_dir"]
+    with ResultsStore.in_run_dir(run_dir, readonly=True) as store:
+        frame = store.results_frame()
+    values = frame.pivot_table(index=["qf", "metric"], columns="method", values="value")
+    assert values.shape == (3 * 3, 3) and values.notna().all().all()
+    assert (values["jpegqs"] == values["jpegqs-command"]).all()
+    assert (values.xs("psnr_b", level="metric")["jpegqs"] > values.xs("psnr_b", level="metric")["jpeg"] + 1).all()
+
+
+def test_the_embedded_default_lists_jpegqs_beside_jpeg_and_cave_small():
+    from bench.config import RunConfig
+
+    default = Path(__file__).resolve().parents[1] / "bench" / "data" / "default.yaml"
+    methods = [spec.method for spec in RunConfig.from_file(default).method_specs()]
+    assert methods[:3] == ["jpeg", "jpegqs", "cave-small"]
+    robustness = Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml"
+    assert "jpegqs" in [spec.method for spec in RunConfig.from_file(robustness).method_specs()]
+
+
+@needs_jpegqs
+def test_the_default_report_shows_jpegqs_beside_jpeg_and_cave_small(tmp_path):
+    import pandas as pd
+
+    from bench.cli import main
+
+    run_dir = tmp_path / "run"
+    assert main(["run", "--limit", "1", "--qf", "10", "--metrics", "psnr", "--run-dir", str(run_dir),
+                 "--set", "analyses=[]", "--quiet"]) == 0
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert set(summary["method"]) == {"jpeg", "jpegqs", "cave-small"}
+    html = (run_dir / "report" / "index.html").read_text()
+    assert all(name in html for name in ("jpegqs", "cave-small", "jpeg"))
+
+
+def test_methods_name_prints_typed_options_and_an_example_that_configures_the_method(capsys):
+    from bench.cli import main
+
+    assert main(["methods", "jpegqs"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"quality\s+int\s+default: 6", text) and re.search(r"threads\s+int \| None\s+default: null", text)
+    example = yaml.safe_load(text[text.index("Example (a run config):") + len("Example (a run config):"):])
+    entry = example["methods"][0]
+    assert entry["method"] == "jpegqs" and create_method(entry.pop("method"), **{k: v for k, v in entry.items()
+                                                                                  if k != "name"}).opts.quality == 6
+    assert main(["methods", "outputs"]) == 0
+    assert "dataset_names  dict[str, str]" in capsys.readouterr().out

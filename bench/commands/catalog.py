@@ -33,7 +33,6 @@ def method_help(name: str) -> str:
     """One method's summary, documentation, options (type, default) and an example entry of a run config."""
     import dataclasses
     import inspect
-    import typing
 
     import yaml
 

@@ -75,6 +75,8 @@ class ExternalCommand(PrecomputedOutputs):
         if self.opts.shell and not isinstance(command, str):
             raise MethodError(f"{self.name}: `shell: true` needs `command` as one string")
         parts = [command] if isinstance(command, str) else command
+        for part in parts:
+            check_template(part, FILE_PLACEHOLDERS | FOLDER_PLACEHOLDERS, f"{self.name}: command")
         used = {name for part in parts for _, name, _, _ in string.Formatter().parse(part) if name}
         self.per_file = bool(used & {"input", "output"})
         if self.per_file and not {"input", "output"} <= used:

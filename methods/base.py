@@ -80,6 +80,7 @@ class Method(ABC):
     steps: ClassVar[int] = 1
     description: ClassVar[str] = ""
     config_class: ClassVar[type] = NoOptions
+    example: ClassVar[dict[str, Any]] = {}  # options an example config entry sets beyond the defaults
 
     def __init__(self, *, device: Any = None, **config: Any) -> None:
         import torch

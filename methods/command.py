@@ -1,23 +1,29 @@
-"""Any restoration tool as a method: a user-given command run once per dataset and QF on the harness's LQ folder.
+"""Any restoration tool as a method: a user-given command, run per LQ file or per folder of LQ files.
 
-On the first image of a (dataset, QF) block whose restoration is not there yet, the command runs on the
-folder of LQ files the harness wrote (<run_dir>/lq/<dataset>/<protocol>/qf<QF>/<stem>.jpg) and writes
-into a fresh temporary folder; on success its files are moved into the block's output folder, where
-each image's restoration is then read as the `outputs` method reads them. Its combined stdout and stderr
-are kept in the block's `command.log`. A command that fails (non-zero exit, not found, timeout) is an
-error for every image of that block, not a crash.
+The harness writes each LQ JPEG to <run_dir>/lq/<dataset>/<protocol>/qf<QF>/<stem>.jpg. A command is
+- per file when it names {input} (one LQ file, byte for byte) and {output} (where to write its restoration):
+  it runs once for each image whose restoration is not there yet, e.g. `jpegqs -q 6 {input} {output}`;
+- per folder otherwise: on the first image of a (dataset, QF) block whose restoration is not there yet it
+  runs once on {input_dir} (the folder of the block's LQ files) and writes into {output_dir}.
+Either way it writes into a fresh temporary folder; on success its files are moved into the block's output
+folder, where each image's restoration is then read as the `outputs` method reads them (whatever its image
+extension: a tool writing JPEG where PNG was expected is read all the same). Its combined stdout and stderr
+are kept in a log. A command that fails (non-zero exit, timeout) is an error for its image (per file) or for
+every image of its block (per folder), not a crash; a program that is not found is a configuration error.
 
 Config:
   command        the command: a string split with shlex into an argument list (no shell) or a list of
-                 arguments. Placeholders {input_dir} {output_dir} {qf} {dataset} are substituted into each
-                 argument after splitting, so paths with spaces stay one argument ({{ }} for literal braces).
+                 arguments. Placeholders, substituted into each argument after splitting (paths with spaces
+                 stay one argument; {{ }} for literal braces): {input} {output} {stem} (per file);
+                 {input_dir} {output_dir} (per folder); {qf} {dataset} (both).
   shell          true runs the string through /bin/sh, with every substituted value shell-quoted.
   timeout        seconds before the command (its whole process group) is killed; null waits forever.
   template       where each restoration is, default "{output_dir}/{stem}.png"; placeholders as for
-                 `outputs` ({dataset} {qf} {image} {name} {stem}) plus {output_dir}.
+                 `outputs` ({dataset} {qf} {image} {name} {stem}) plus {output_dir}. A per-file command's
+                 {output} is this file's name (relative to {output_dir}) inside its temporary folder.
   dataset_names  {run dataset name: name passed as {dataset}}.
 Block folders live in the run folder: <run_dir>/work/<label>/<dataset>/<protocol>/qf<QF>/<fingerprint>/
-(`output/`, `command.log`); a changed configuration gets a fresh folder.
+(`output/`, and `command.log`, or `logs/<stem>.log` per file); a changed configuration gets a fresh folder.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 import shlex
 import shutil
 import signal
+import string
 import subprocess
 import tempfile
 import time
@@ -36,7 +43,8 @@ from typing import Any, ClassVar
 from methods.base import MethodError, RestoreRequest, Unit
 from methods.outputs import PrecomputedOutputs, TemplateOptions, check_template
 
-COMMAND_PLACEHOLDERS = {"input_dir", "output_dir", "qf", "dataset"}
+FOLDER_PLACEHOLDERS = {"input_dir", "output_dir", "qf", "dataset"}
+FILE_PLACEHOLDERS = {"input", "output", "stem", "qf", "dataset"}
 LOG_TAIL_LINES = 3
 
 
@@ -51,11 +59,13 @@ class CommandOptions(TemplateOptions):
 
 
 class ExternalCommand(PrecomputedOutputs):
-    """Runs a restoration command per (dataset, QF) block, then reads its outputs."""
+    """Runs a restoration command per LQ file or per (dataset, QF) block, then reads its outputs."""
 
-    description = "restorations made by a user-given command"
+    description = "restorations made by a user-given command, per LQ file or per folder"
     placeholders: ClassVar[set[str]] = {"output_dir", "dataset", "qf", "image", "name", "stem"}
     config_class = CommandOptions
+    example: ClassVar[dict[str, Any]] = {"name": "jpegqs-q6", "command": "jpegqs -q 6 {input} {output}",
+                                         "timeout": 600}
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -64,8 +74,20 @@ class ExternalCommand(PrecomputedOutputs):
             raise MethodError(f"{self.name}: set `command` to a string or a list of strings")
         if self.opts.shell and not isinstance(command, str):
             raise MethodError(f"{self.name}: `shell: true` needs `command` as one string")
-        for part in [command] if isinstance(command, str) else command:
-            check_template(part, COMMAND_PLACEHOLDERS, f"{self.name}: command")
+        parts = [command] if isinstance(command, str) else command
+        for part in parts:
+            check_template(part, FILE_PLACEHOLDERS | FOLDER_PLACEHOLDERS, f"{self.name}: command")
+        used = {name for part in parts for _, name, _, _ in string.Formatter().parse(part) if name}
+        self.per_file = bool(used & {"input", "output"})
+        if self.per_file and not {"input", "output"} <= used:
+            raise MethodError(f"{self.name}: a per-file command names both {{input}} and {{output}} "
+                              f"(it names only {{{sorted(used & {'input', 'output'})[0]}}}): {command!r}")
+        for part in parts:
+            check_template(part, FILE_PLACEHOLDERS if self.per_file else FOLDER_PLACEHOLDERS,
+                           f"{self.name}: {'per-file' if self.per_file else 'per-folder'} command")
+        problem = self._missing_program()
+        if problem:
+            raise MethodError(f"{self.name}: {problem}")
         self._failed: dict[Path, str] = {}
         self._ran: set[Path] = set()
 
@@ -85,12 +107,19 @@ class ExternalCommand(PrecomputedOutputs):
         unit = request.unit
         if unit is None:
             return super().restore(request)
-        if not self.expected_path(unit).is_file():
-            self.run_block(unit)
+        if not self.found_path(unit).is_file():
+            if self.per_file:
+                self._execute(unit, self.block_dir(unit) / "logs" / f"{unit.stem}.log", f"command for {unit.image!r}")
+            else:
+                self.run_block(unit)
         try:
             return super().restore(request)
         except MethodError as exc:
-            raise MethodError(f"{exc}; command log: {self.block_dir(unit) / 'command.log'}") from exc
+            raise MethodError(f"{exc}; command log: {self.log_path(unit)}") from exc
+
+    def log_path(self, unit: Unit) -> Path:
+        block = self.block_dir(unit)
+        return block / "logs" / f"{unit.stem}.log" if self.per_file else block / "command.log"
 
     def run_block(self, unit: Unit) -> None:
         """Run the command for the unit's block once per process; a failure is re-raised for each of its units."""
@@ -100,25 +129,24 @@ class ExternalCommand(PrecomputedOutputs):
         if block in self._ran:
             return
         try:
-            self._execute(unit, block)
+            self._execute(unit, block / "command.log", f"command for {unit.dataset} qf{unit.qf}")
         except MethodError as exc:
             self._failed[block] = str(exc)
             raise
         self._ran.add(block)
 
-    def _execute(self, unit: Unit, block: Path) -> None:
+    def _execute(self, unit: Unit, log: Path, label: str) -> None:
+        """Run the command for `unit` (its file or its block) into a scratch folder, then move what it wrote."""
         from bench.core.atomic import TMP_MARK, atomic_path
 
-        block.mkdir(parents=True, exist_ok=True)
-        for stale in block.glob(TMP_MARK + "*"):
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+        block = self.block_dir(unit)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if not self.per_file:
+            for stale in block.glob(TMP_MARK + "*"):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=TMP_MARK + "output.", dir=block)).resolve()
-        values = {"input_dir": str(Path(unit.lq_path).parent.resolve()), "output_dir": str(scratch),
-                  "qf": int(unit.qf), "dataset": self.opts.dataset_names.get(unit.dataset, unit.dataset)}
-        argv = self._command_line(values)
-        log = block / "command.log"
-        label = f"command for {unit.dataset} qf{unit.qf}"
+        argv = self._command_line(self._values(unit, scratch))
         try:
             with atomic_path(log) as tmp_log, open(tmp_log, "w", encoding="utf-8", errors="replace") as fh:
                 fh.write(f"$ {argv if isinstance(argv, str) else shlex.join(argv)}\n")
@@ -132,6 +160,17 @@ class ExternalCommand(PrecomputedOutputs):
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _values(self, unit: Unit, scratch: Path) -> dict[str, Any]:
+        """The command's placeholder values for `unit`, writing into `scratch`."""
+        values = {"qf": int(unit.qf), "dataset": self.opts.dataset_names.get(unit.dataset, unit.dataset)}
+        lq = Path(unit.lq_path).resolve()
+        if not self.per_file:
+            return {**values, "input_dir": str(lq.parent), "output_dir": str(scratch)}
+        expected, outputs = self.expected_path(unit), self.block_dir(unit) / "output"
+        inside = expected.relative_to(outputs) if expected.is_relative_to(outputs) else Path(expected.name)
+        (scratch / inside).parent.mkdir(parents=True, exist_ok=True)
+        return {**values, "input": str(lq), "output": str(scratch / inside), "stem": unit.stem}
+
     def _command_line(self, values: dict[str, Any]) -> str | list[str]:
         command = self.opts.command
         if self.opts.shell:
@@ -139,15 +178,21 @@ class ExternalCommand(PrecomputedOutputs):
         parts = shlex.split(command) if isinstance(command, str) else list(command)
         return [part.format(**values) for part in parts]
 
+    def _missing_program(self) -> str | None:
+        """Why the command's program cannot run, None when it is found (a shell command is not checked)."""
+        if self.opts.shell:
+            return None
+        command = self.opts.command
+        words = shlex.split(command) if isinstance(command, str) else command
+        program = words[0] if words else ""
+        if shutil.which(program) or Path(program).is_file():
+            return None
+        return f"command program {program!r} not found (not on PATH and not a file)"
+
     def preflight(self, units: list[Unit]) -> list[str]:
         """The command's program must exist (restorations are made at run time, so none are looked for)."""
-        if self.opts.shell:
-            return []
-        command = self.opts.command
-        program = (shlex.split(command) if isinstance(command, str) else command)[0]
-        if shutil.which(program) or Path(program).is_file():
-            return []
-        return [f"command program {program!r} not found (not on PATH and not a file)"]
+        problem = self._missing_program()
+        return [problem] if problem else []
 
 
 def _spawn(argv: str | list[str], *, shell: bool, log, timeout: float | None) -> str:

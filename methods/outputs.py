@@ -13,12 +13,15 @@ Config:
                  {name} (the id without its extension, e.g. "sub/a"); {stem} (the harness's file-safe name,
                  equal to {name} for plain names: the LQ files the harness writes are <stem>.jpg).
   dataset_names  {run dataset name: folder name the tool used}, e.g. {live1: LIVE1}
+Where the template's file is absent, the same name with another image extension is read instead (a tool
+that writes .jpg where the template says .png); JPEG files are decoded as the harness decodes its LQ files.
 Cached results are keyed on this configuration, not on the files' contents: after replacing the files, use
 a new `root` or run folder.
 """
 
 from __future__ import annotations
 
+import glob
 import itertools
 import string
 from dataclasses import dataclass, field
@@ -67,6 +70,7 @@ class PrecomputedOutputs(Method):
     description = "precomputed restorations read from files"
     placeholders: ClassVar[set[str]] = {"root", "dataset", "qf", "image", "name", "stem"}
     config_class = OutputsOptions
+    example: ClassVar[dict[str, Any]] = {"name": "jdec", "root": "restored/jdec", "dataset_names": {"live1": "LIVE1"}}
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -87,24 +91,36 @@ class PrecomputedOutputs(Method):
         """Where the restoration of `unit` must be."""
         return Path(self.opts.template.format(**self.template_values(unit))).expanduser()
 
+    def found_path(self, unit: Unit) -> Path:
+        """The restoration of `unit`: the template's file, else the first file that differs from it only by an
+        image extension (case ignored), else the template's path (absent)."""
+        from bench.core.imageio import IMAGE_SUFFIXES
+
+        expected = self.expected_path(unit)
+        if expected.is_file() or not expected.parent.is_dir():
+            return expected
+        others = [p for p in expected.parent.glob(glob.escape(expected.stem) + ".*")
+                  if p.stem == expected.stem and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        return min(others, key=lambda p: (IMAGE_SUFFIXES.index(p.suffix.lower()), p.name), default=expected)
+
     # -- work ----------------------------------------------------------------------------------------
     def restore(self, request: RestoreRequest):
         if request.unit is None:
             raise MethodError(f"{self.name}: restores units of a run only (the request names no unit)")
         if request.lq.shape[0] != 1:
             raise MethodError(f"{self.name}: restores one image at a time, got a batch of {request.lq.shape[0]}")
-        return self.read(self.expected_path(request.unit), request).to(request.lq.device)
+        return self.read(self.found_path(request.unit), request).to(request.lq.device)
 
     def read(self, path: Path, request: RestoreRequest):
         """The restoration in `path` as a 1 x 3 x H x W tensor, checked against the size of the request's LQ."""
-        from bench.core.imageio import ImageError, read_rgb8, to_tensor
+        from bench.core.imageio import ImageError, to_tensor
 
         unit = request.unit
         what = f"image {unit.image!r} of {unit.dataset!r} at QF {unit.qf}"
         if not path.is_file():
             raise MethodError(f"{path}: restoration not found for {what} (template {self.opts.template!r})")
         try:
-            rgb = read_rgb8(path).rgb
+            rgb = _decode(path)
         except ImageError as exc:
             raise MethodError(f"restoration for {what} is unreadable: {exc}") from exc
         height, width = request.lq.shape[-2:]
@@ -134,7 +150,7 @@ class PrecomputedOutputs(Method):
         for unit in units:
             block = (unit.dataset, int(unit.qf))
             totals[block] = totals.get(block, 0) + 1
-            path = self.expected_path(unit)
+            path = self.found_path(unit)
             if not path.is_file():
                 missing.setdefault(block, []).append(path)
         lines = []
@@ -143,3 +159,18 @@ class PrecomputedOutputs(Method):
             lines.append(f"{dataset} qf{qf}: {len(paths)} of {totals[(dataset, qf)]} restorations missing "
                          f"(template {self.opts.template!r}): {shown}")
         return lines
+
+
+def _decode(path: Path):
+    """H x W x 3 uint8 RGB: a JPEG file as the harness decodes JPEG, any other image with `read_rgb8`."""
+    from bench.core.imageio import ImageError, read_rgb8
+    from bench.core.protocol import ProtocolError, decode_jpeg
+
+    with open(path, "rb") as fh:
+        is_jpeg = fh.read(3) == b"\xff\xd8\xff"
+    if not is_jpeg:
+        return read_rgb8(path).rgb
+    try:
+        return decode_jpeg(path.read_bytes())
+    except ProtocolError as exc:
+        raise ImageError(f"{path}: {exc}") from None

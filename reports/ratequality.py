@@ -1,15 +1,18 @@
 """Rate-quality: every metric against the LQ's bits per pixel (the QF sweep as a curve), and Bjontegaard
-deltas between two methods' curves.
+deltas between two methods' curves, computed with the `bjontegaard` package.
 
-BD-quality: fit quality = p(log10 rate) for each method (a cubic, or of degree n - 1 below four points),
-integrate both fits over the rates both curves cover and divide by that range: the average quality gain at
-equal rate. BD-rate: fit log10 rate = p(quality) instead and integrate over the qualities both cover; the
-average log difference d gives the rate change 10^d - 1 (negative: less rate for the same quality).
+BD-quality: interpolate quality over log10 rate for each method, integrate both over the rates both curves
+cover and divide by that range: the average quality gain at equal rate. BD-rate: interpolate log10 rate over
+quality instead and integrate over the qualities both cover; the average log difference d gives the rate
+change 10^d - 1 (negative: less rate for the same quality). Two interpolations: pchip (piecewise cubic
+Hermite, the default of today's common test conditions) and the cubic fit of VCEG-M33; the library fits a
+cubic to four points or more, so with fewer a polynomial of degree n - 1 is fitted here.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,46 +26,70 @@ from reports.extras import Figure, Section, rows_table
 from reports.rundata import RunData
 from reports.stats import bootstrap_ci
 
-FORMULA = ("Bjontegaard deltas: each method's mean metric at each QF is a point (bits per pixel of the LQ "
-           "JPEG, quality). BD-quality fits quality = p(log10 bpp) per method (a cubic, or degree n-1 with fewer "
-           "than 4 points), integrates both fits over the bit rates both curves cover, and divides by that "
-           "range: the average quality gain at equal rate (oriented so that positive is better). BD-rate fits "
-           "log10 bpp = p(quality), integrates over the qualities both cover, and reports 10^d - 1 for the "
-           "average log difference d: the rate change at equal quality (negative: the method needs fewer bits).")
+INTERPOLATIONS = {"pchip": "pchip", "cubic": "cubic, VCEG-M33"}  # the first is the default
+DEFAULT_INTERPOLATION = next(iter(INTERPOLATIONS))
+CUBIC_POINTS = 4
+
+FORMULA = ("Bjontegaard deltas (the bjontegaard package): each method's mean metric at each QF is a point (bits "
+           "per pixel of the LQ JPEG, quality). BD-quality interpolates quality over log10 bpp per method, "
+           "integrates both curves over the bit rates both cover, and divides by that range: the average quality "
+           "gain at equal rate (oriented so that positive is better). BD-rate interpolates log10 bpp over quality, "
+           "integrates over the qualities both cover, and reports 10^d - 1 for the average log difference d: the "
+           "rate change at equal quality (negative: the method needs fewer bits). The interpolation is named with "
+           "each number: pchip (piecewise cubic Hermite through the points, monotone where they are; the default) "
+           "and the cubic least-squares fit of VCEG-M33 (a polynomial of degree n-1 below four points).")
 LIMITS = ("Limits: the deltas summarise the overlap of the two curves only (empty overlap: no delta); a "
-          "polynomial through 4 or fewer points can swing between them, so a curve that is not monotonic, or "
-          "points far apart, make the numbers fragile; they compare means, so they carry no confidence interval; "
-          "and every restoration method here starts from the same LQ file, so equal rate means equal input: "
-          "the deltas say how much quality a method adds at a rate, or what rate the plain JPEG would need to "
-          "match it.")
+          "cubic through 4 or fewer points can swing between them (pchip does not overshoot, which is why it is "
+          "the default), so a curve that is not monotonic, or points far apart, make the numbers fragile; they "
+          "compare means, so they carry no confidence interval; and every restoration method here starts from "
+          "the same LQ file, so equal rate means equal input: the deltas say how much quality a method adds at "
+          "a rate, or what rate the plain JPEG would need to match it.")
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> np.polynomial.Polynomial:
-    degree = min(3, len(x) - 1)
-    return np.polynomial.Polynomial.fit(x, y, degree)
+def _polynomial_gap(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, low: float, high: float) -> float:
+    """Mean gap of least-squares polynomials of degree min(3, n - 1) over [low, high] (below four points,
+    where the library's cubic is undetermined)."""
+    ia, ib = (np.polynomial.Polynomial.fit(x, y, min(3, len(x) - 1)).integ() for x, y in ((xa, ya), (xb, yb)))
+    return float((ib(high) - ib(low) - ia(high) + ia(low)) / (high - low))
 
 
-def _average_gap(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray) -> float:
-    """Mean of fit_b - fit_a over the overlap of the x ranges (NaN when there is none or too few points)."""
-    if len(xa) < 2 or len(xb) < 2:
+def _average_gap(xa, ya, xb, yb, interpolation: str) -> float:
+    """Mean of curve_b - curve_a over the overlap of the x ranges (NaN when there is none, a curve has fewer
+    than two points, or one repeats an x)."""
+    import bjontegaard
+
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation {interpolation!r}: choose from {', '.join(INTERPOLATIONS)}")
+    (xa, ya), (xb, yb) = (_sorted(x, y) for x, y in ((xa, ya), (xb, yb)))
+    if len(xa) < 2 or len(xb) < 2 or len(np.unique(xa)) < len(xa) or len(np.unique(xb)) < len(xb):
         return math.nan
     low, high = max(xa.min(), xb.min()), min(xa.max(), xb.max())
     if not high > low:
         return math.nan
-    ia, ib = _fit(xa, ya).integ(), _fit(xb, yb).integ()
-    return float((ib(high) - ib(low) - ia(high) + ia(low)) / (high - low))
+    if interpolation == "cubic" and min(len(xa), len(xb)) < CUBIC_POINTS:
+        return _polynomial_gap(xa, ya, xb, yb, low, high)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library warns about small overlaps: the limits note says it
+        return float(bjontegaard.bd_linear(xa, ya, xb, yb, interpolation, require_matching_points=False,
+                                           min_overlap=0))
 
 
-def bd_quality(rate_a, quality_a, rate_b, quality_b) -> float:
+def _sorted(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    order = np.argsort(x, kind="stable")
+    return x[order], y[order]
+
+
+def bd_quality(rate_a, quality_a, rate_b, quality_b, interpolation: str = DEFAULT_INTERPOLATION) -> float:
     """Average quality of B minus that of A at equal rate (rates in any unit, > 0)."""
-    return _average_gap(np.log10(np.asarray(rate_a, float)), np.asarray(quality_a, float),
-                        np.log10(np.asarray(rate_b, float)), np.asarray(quality_b, float))
+    return _average_gap(np.log10(np.asarray(rate_a, float)), quality_a, np.log10(np.asarray(rate_b, float)),
+                        quality_b, interpolation)
 
 
-def bd_rate(rate_a, quality_a, rate_b, quality_b) -> float:
+def bd_rate(rate_a, quality_a, rate_b, quality_b, interpolation: str = DEFAULT_INTERPOLATION) -> float:
     """Relative rate change of B against A at equal quality (-0.1: B needs 10% fewer bits)."""
-    gap = _average_gap(np.asarray(quality_a, float), np.log10(np.asarray(rate_a, float)),
-                       np.asarray(quality_b, float), np.log10(np.asarray(rate_b, float)))
+    gap = _average_gap(quality_a, np.log10(np.asarray(rate_a, float)), quality_b,
+                       np.log10(np.asarray(rate_b, float)), interpolation)
     return 10.0 ** gap - 1.0 if math.isfinite(gap) else math.nan
 
 
@@ -91,20 +118,34 @@ def curves(data: RunData) -> Curves:
 
 
 def bd_table(points: pd.DataFrame, reference: str, lower_better) -> pd.DataFrame:
-    """BD-quality and BD-rate of every method against `reference`, per dataset and metric."""
+    """BD-quality and BD-rate of every method against `reference`, per dataset and metric: with the default
+    interpolation (named in the `interpolation` column) and with each other one (columns suffixed by its name)."""
     rows = []
     for (dataset, metric), part in points.groupby(["dataset", "metric"], sort=False):
-        ref = part[part["method"] == reference].sort_values("bpp")
+        ref = part[part["method"] == reference]
         if len(ref) < 2:
             continue
         sign = -1.0 if lower_better(metric) else 1.0
         for method, line in part[part["method"] != reference].groupby("method", sort=False):
-            line = line.sort_values("bpp")
-            dq = bd_quality(ref["bpp"], ref["mean"], line["bpp"], line["mean"])
-            dr = bd_rate(ref["bpp"], ref["mean"], line["bpp"], line["mean"])
-            rows.append({"dataset": dataset, "metric": metric, "method": method, "reference": reference,
-                         "points": len(line), "bd_quality_gain": sign * dq, "bd_rate_change_pct": 100.0 * dr})
+            row = {"dataset": dataset, "metric": metric, "method": method, "reference": reference,
+                   "points": len(line), "interpolation": DEFAULT_INTERPOLATION}
+            for interpolation in INTERPOLATIONS:
+                suffix = "" if interpolation == DEFAULT_INTERPOLATION else f"_{interpolation}"
+                dq = bd_quality(ref["bpp"], ref["mean"], line["bpp"], line["mean"], interpolation)
+                dr = bd_rate(ref["bpp"], ref["mean"], line["bpp"], line["mean"], interpolation)
+                row.update({f"bd_quality_gain{suffix}": sign * dq, f"bd_rate_change_pct{suffix}": 100.0 * dr})
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _shown_columns() -> dict[str, str]:
+    """The BD table's column titles, each naming its interpolation."""
+    titles = {"points": "QF points"}
+    for interpolation, label in INTERPOLATIONS.items():
+        suffix = "" if interpolation == DEFAULT_INTERPOLATION else f"_{interpolation}"
+        titles[f"bd_quality_gain{suffix}"] = f"BD-quality gain ({label})"
+        titles[f"bd_rate_change_pct{suffix}"] = f"BD-rate change % ({label})"
+    return titles
 
 
 def rate_quality_section(data: RunData, out: Path, reference: str | None) -> tuple[Section | None, list[Path]]:
@@ -130,10 +171,11 @@ def rate_quality_section(data: RunData, out: Path, reference: str | None) -> tup
         path = out / "exports" / "bd_deltas.csv"
         atomic_write_text(path, table.to_csv(index=False, float_format="%.6g"))
         written.append(path)
-        shown = table.assign(metric=table["metric"].map(data.labels.metric)).rename(columns={
-            "points": "QF points", "bd_quality_gain": "BD-quality gain", "bd_rate_change_pct": "BD-rate change (%)"})
-        section.tables.append(rows_table(f"Bjontegaard deltas against {ref} (gain: positive is better; rate "
-                                         "change: negative needs fewer bits)", shown.to_dict("records"),
+        shown = table.assign(metric=table["metric"].map(data.labels.metric)).drop(columns="interpolation").rename(
+            columns=_shown_columns())
+        section.tables.append(rows_table(f"Bjontegaard deltas against {ref}, {DEFAULT_INTERPOLATION} "
+                                         "interpolation first (gain: positive is better; rate change: negative "
+                                         "needs fewer bits)", shown.to_dict("records"),
                                          "exports/bd_deltas.csv"))
     return section, written
 

@@ -256,7 +256,6 @@ def test_command_runs_once_per_block_and_reads_its_outputs(tmp_path):
 @pytest.mark.parametrize("command, shell, timeout, status", [
     ("{python} -c 'import sys; print(\"bad input\"); sys.exit(3)'", False, 120, "exit status 3"),
     ("{python} -c 'import time; time.sleep(30)'", False, 1, "timed out"),
-    ("no-such-program-xyz {input_dir}", False, 120, "could not start"),
     ("echo {input_dir} >&2; exit 4", True, 120, "exit status 4"),
 ])
 def test_a_failing_command_is_an_error_for_each_unit_of_its_block(tmp_path, command, shell, timeout, status):
@@ -281,10 +280,52 @@ def test_a_failing_command_is_an_error_for_each_unit_of_its_block(tmp_path, comm
 def test_command_configuration_and_preflight(tmp_path):
     with pytest.raises(MethodError, match="set `command`"):
         create_method("command")
-    with pytest.raises(MethodError, match="unknown placeholders \\['input'\\]"):
-        create_method("command", command="tool {input}")
+    with pytest.raises(MethodError, match="unknown placeholders \\['input_dir'\\]"):
+        create_method("command", command=f"{sys.executable} {{input}} {{output}} {{input_dir}}")
+    with pytest.raises(MethodError, match="names both \\{input\\} and \\{output\\}"):
+        create_method("command", command=f"{sys.executable} {{input}}")
+    with pytest.raises(MethodError, match="unknown placeholders \\['stem'\\]"):
+        create_method("command", command=f"{sys.executable} {{input_dir}} {{output_dir}}/{{stem}}")
     with pytest.raises(MethodError, match="one string"):
         create_method("command", command=["a", "b"], shell=True)
     assert create_method("command", command=[sys.executable, "x.py", "{input_dir}"]).preflight([]) == []
-    lines = create_method("command", command="no-such-program-xyz {input_dir}").preflight([])
-    assert lines and "no-such-program-xyz" in lines[0]
+    with pytest.raises(MethodError, match="'no-such-program-xyz' not found"):  # a user error before any run
+        create_method("command", command="no-such-program-xyz {input_dir}")
+    assert create_method("command", command="no-such-program-xyz {input_dir}", shell=True).preflight([]) == []
+
+
+# Restores one file: a blurred copy written as JPEG under the name it is given with .jpg (the template says .png).
+PER_FILE_SCRIPT = """
+import sys
+from pathlib import Path
+from PIL import Image, ImageFilter
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+if src.stem == "b" and len(sys.argv) > 3:
+    print("cannot restore", src.name)
+    sys.exit(5)
+Image.open(src).convert("RGB").filter(ImageFilter.BoxBlur(1)).save(dst.with_suffix(".jpg"), quality=95)
+"""
+
+
+def test_a_per_file_command_runs_once_per_image_and_its_outputs_are_found_whatever_their_extension(tmp_path):
+    from bench.core.imageio import to_tensor
+    from bench.core.protocol import decode_jpeg
+
+    script = tmp_path / "restore one.py"
+    script.write_text(PER_FILE_SCRIPT)
+    lq = _lq_folder(tmp_path)
+    command = [sys.executable, str(script), "{input}", "{output}"]
+    method = create_method("command", command=command)
+    out = method(torch.zeros(1, 3, 16, 24), unit=_command_context(tmp_path, lq, "a"))
+    block = method.block_dir(_command_context(tmp_path, lq, "a"))
+    assert sorted(p.name for p in (block / "output").iterdir()) == ["a.jpg"]  # only the image asked for
+    assert "[exit status 0" in (block / "logs" / "a.log").read_text()
+    assert torch.equal(out, to_tensor(decode_jpeg((block / "output" / "a.jpg").read_bytes())))
+    method(torch.zeros(1, 3, 16, 24), unit=_command_context(tmp_path, lq, "b"))
+    assert sorted(p.name for p in (block / "output").iterdir()) == ["a.jpg", "b.jpg"]
+    assert not list(block.glob(".tmp-*"))
+
+    failing = create_method("command", command=[*command, "fail b"])
+    failing(torch.zeros(1, 3, 16, 24), unit=_command_context(tmp_path, lq, "a"))  # one bad image ends nothing
+    with pytest.raises(MethodError, match=r"command for 'b.png' failed \(exit status 5\).*cannot restore b.jpg"):
+        failing(torch.zeros(1, 3, 16, 24), unit=_command_context(tmp_path, lq, "b"))

@@ -10,7 +10,8 @@ from pathlib import Path
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "constraints.txt"
 # The libraries whose versions change the numbers (models, metrics, image decoding, statistics).
 MATTER = ["torch", "torchvision", "diffusers", "peft", "pyiqa", "timm", "transformers", "accelerate", "numpy",
-          "opencv-python-headless", "pillow", "scikit-image", "pandas", "safetensors", "fvcore"]
+          "opencv-python-headless", "pillow", "scikit-image", "pandas", "safetensors", "fvcore",
+          "bjontegaard"]
 
 
 def _canonical(name: str) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from methods.codiff.tiling import TileConfig
+from methods.codiff.options import TileConfig
 
 FVCORE_SIDE = 256  # pixels; fvcore traces each stage at this size and scales by area
 

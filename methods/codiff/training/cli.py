@@ -26,10 +26,15 @@ def run_training_command(args: argparse.Namespace, config_cls: type, task_factor
     """Load the config, run the Trainer, print a JSON summary (a user's mistake is a BenchError: the CLI prints
     it and exits with status 2)."""
     from bench.core.config import load_config
+    from bench.core.errors import ConfigError
+    from bench.core.paths import check_output_folder
     from methods.codiff.training.trainer import RunOptions, Trainer
 
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ConfigError(f"--max-steps must be 1 or more, not {args.max_steps}")
     overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
     config = load_config(config_cls, args.config, overrides, what="training config")
+    check_output_folder(config.train.output_dir, "training output folder (train.output_dir, --output-dir)")
     options = RunOptions(max_steps=args.max_steps, dry_run=args.dry_run, resume=args.resume, progress=not args.quiet)
     result = Trainer(task_factory(config), options).run()
     if not result.main_process:

@@ -5,6 +5,7 @@ official torch format and this project's safetensors + JSON; DST's suffix picks 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -17,8 +18,14 @@ def register(subparsers) -> None:
 
 
 def convert_command(args: argparse.Namespace) -> int:
+    from bench.core.paths import check_output_file
     from bench.core.terminal import shown
     from methods.codiff.convert import convert_checkpoint
 
+    from methods.codiff.checkpoint import PROJECT_SUFFIXES, project_paths
+
+    project = (args.format or ("project" if Path(args.dst).suffix in PROJECT_SUFFIXES else "official")) == "project"
+    for target in (project_paths(args.dst) if project else [args.dst]):
+        check_output_file(target, "destination")
     print(shown(convert_checkpoint(args.src, args.dst, args.format)))
     return 0

@@ -7,18 +7,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.core.arguments import at_least
+
 
 def register(subparsers) -> None:
     from methods.codiff.precision import PARITY
 
     parser = subparsers.add_parser("precision", help="reduced precision against float32: 8-bit error and speed",
                                    description=__doc__)
-    parser.add_argument("--full-size", dest="full_size", type=int, metavar="SIDE",
+    parser.add_argument("--full-size", dest="full_size", type=at_least(8), metavar="SIDE",
                         help="measure the full-size random-weight model on one SIDE x SIDE image instead")
     parser.add_argument("--parity", type=Path, default=PARITY, help=f"parity vectors folder (default {PARITY})")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per dtype, the best kept (default 1)")
+    parser.add_argument("--threads", type=at_least(1), default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--repeats", type=at_least(1), default=1, help="timed runs per dtype, the best kept (default 1)")
     parser.add_argument("--dtypes", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"],
                         help="reduced precisions to compare with fp32 (default bf16 fp16)")
     parser.set_defaults(func=precision_command)
@@ -34,11 +36,6 @@ def precision_command(args: argparse.Namespace) -> int:
     from bench.core.terminal import shown
     from methods.codiff.precision import full_size_case, measure, native_bf16_cpu, parity_cases
 
-    if args.full_size is not None and args.full_size < 8:
-        raise ConfigError(f"--full-size must be 8 or more pixels, not {args.full_size}")
-    for flag, value in (("--threads", args.threads), ("--repeats", args.repeats)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be 1 or more, not {value}")
     device = checked_device(args.device)
     if args.full_size is None and not (args.parity / "official-tiny").is_dir():
         raise ConfigError(f"no parity vectors at {shown(args.parity / 'official-tiny')}: pass --parity DIR (the "

@@ -11,13 +11,12 @@ from bench.core.arguments import at_least
 
 
 def register(subparsers) -> None:
-    from methods.codiff.precision import PARITY
-
     parser = subparsers.add_parser("precision", help="reduced precision against float32: 8-bit error and speed",
                                    description=__doc__)
     parser.add_argument("--full-size", dest="full_size", type=at_least(8), metavar="SIDE",
                         help="measure the full-size random-weight model on one SIDE x SIDE image instead")
-    parser.add_argument("--parity", type=Path, default=PARITY, help=f"parity vectors folder (default {PARITY})")
+    parser.add_argument("--parity", type=Path, help="parity vectors folder (default: ../shared/parity beside the "
+                        "repository)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=at_least(1), default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--repeats", type=at_least(1), default=1, help="timed runs per dtype, the best kept (default 1)")
@@ -34,17 +33,18 @@ def precision_command(args: argparse.Namespace) -> int:
     from bench.core.device import checked_device
     from bench.core.errors import ConfigError
     from bench.core.terminal import shown
-    from methods.codiff.precision import full_size_case, measure, native_bf16_cpu, parity_cases
+    from methods.codiff.precision import PARITY, full_size_case, measure, native_bf16_cpu, parity_cases
 
     device = checked_device(args.device)
-    if args.full_size is None and not (args.parity / "official-tiny").is_dir():
-        raise ConfigError(f"no parity vectors at {shown(args.parity / 'official-tiny')}: pass --parity DIR (the "
+    parity = args.parity or PARITY
+    if args.full_size is None and not (parity / "official-tiny").is_dir():
+        raise ConfigError(f"no parity vectors at {shown(parity / 'official-tiny')}: pass --parity DIR (the "
                           "folder holding official-tiny/), or --full-size SIDE to measure the full-size model")
     torch.set_num_threads(args.threads)
     if args.full_size is not None:
         cases = {f"full-size {args.full_size}x{args.full_size}": full_size_case(args.full_size, device)}
     else:
-        cases = parity_cases(args.parity, device)
+        cases = parity_cases(parity, device)
     report = {"device": device, "threads": args.threads, "native_bf16_cpu": native_bf16_cpu(), "cases": {}}
     with torch.inference_mode():
         for name, (build, lq) in cases.items():

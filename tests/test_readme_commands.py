@@ -109,3 +109,12 @@ def test_readme_block_runs(readme, index, block, tmp_path, monkeypatch, readme_w
         assert words[0] == "codiff-bench", argv
         status = main(words[1:])
         assert status in accepted, f"{readme}: {command!r} (ran as {argv!r}) exited {status}"
+
+
+def test_blocks_are_read_as_a_reader_runs_them():
+    text = ("```bash\ncodiff-bench run   --limit 1   # one image\n# a comment line\n\ncodiff-bench report \\\n"
+            "  runs/x\n```\n```console\n$ codiff-bench methods\njpeg  ...output...\n```\n```yaml\nqf: [5]\n```\n")
+    assert readme_blocks(text) == [["codiff-bench run --limit 1", "codiff-bench report runs/x"],
+                                   ["codiff-bench methods"]]
+    listed = {c for commands in entries().values() for c in commands}
+    assert "codiff-bench run --limit 1" not in listed  # so a README that gained this block would fail the check

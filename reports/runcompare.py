@@ -87,6 +87,11 @@ def compare_runs(runs: list[RunData], *, correction: str = "holm", alpha: float 
         if tol.metric not in known:
             raise CompareError(f"--fail-if-worse names metric {tol.metric!r}, which the runs did not score; "
                                f"scored: {', '.join(sorted(known)) or 'none'}")
+        unscored = [str(run.run_dir) for run in runs if tol.metric not in run.metrics]
+        if unscored:
+            raise CompareError(f"--fail-if-worse {tol.metric}: {', '.join(unscored)} did not score {tol.metric}, so "
+                               "no regression on it can be judged; rerun that folder with the metric added to "
+                               "--metrics (stored results are reused), or leave this tolerance out")
     base = _values(runs[0]).rename(columns={"value": "value_a"})
     frames = []
     for index, run in enumerate(runs[1:], start=1):
@@ -135,6 +140,8 @@ def regressions(rows: pd.DataFrame, tolerances: list[Tolerance]) -> pd.DataFrame
         return rows.iloc[0:0]
     limit = {t.metric: t.tolerance for t in tolerances}
     watched = rows[rows["metric"].isin(limit)]
+    if watched.empty:
+        return watched
     worse = watched["significant"] & (watched["difference"] < -watched["metric"].map(limit))
     return watched[worse]
 

@@ -104,11 +104,11 @@ def test_hub_id_resolves_only_from_the_local_cache(codiff_standin_weights, tmp_p
 
 
 def test_conversion_command(codiff_standin_weights, tmp_path, capsys):
-    from methods.codiff.convert import main
+    from bench.cli import main
 
-    assert main([str(codiff_standin_weights["codiff"]), str(tmp_path / "c"), "--format", "project"]) == 0
+    assert main(["convert", str(codiff_standin_weights["codiff"]), str(tmp_path / "c"), "--format", "project"]) == 0
     assert (tmp_path / "c.safetensors").is_file() and (tmp_path / "c.json").is_file()
-    assert main([str(tmp_path / "nothing.pkl"), str(tmp_path / "d.pkl")]) == 2
+    assert main(["convert", str(tmp_path / "nothing.pkl"), str(tmp_path / "d.pkl")]) == 2
     assert "nothing.pkl" in capsys.readouterr().err
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -57,9 +59,30 @@ def test_estimate_qf_prints_one_line_per_image(tmp_path, make_images, codiff_sta
     status = main(["estimate-qf", str(tmp_path / "src"), str(tmp_path / "missing.jpg"), "--json",
                    "--cave", str(codiff_standin_weights["cave"])])
     captured = capsys.readouterr()
-    assert status == 1 and "missing.jpg" in captured.err
+    assert status == 2 and "missing.jpg: no such file" in captured.err and not captured.out  # before any estimate
+    status = main(["estimate-qf", str(tmp_path / "src"), "--json", "--cave", str(codiff_standin_weights["cave"])])
+    captured = capsys.readouterr()
+    assert status == 0
     lines = [line for line in captured.out.splitlines() if line.startswith("{")]
     assert len(lines) == len(jpegs)
     import json
 
     assert all(1 <= json.loads(line)["qf"] <= 100 for line in lines)
+
+
+def test_estimate_qf_refuses_tiny_images_and_flags_files_that_are_not_jpeg(tmp_path, make_images, capsys):
+    """A 4 x 4 image gets an error line and no number; a PNG gets its estimate flagged `not-jpeg`; each path once."""
+    import json
+
+    png = make_images(tmp_path / "png", [(64, 64)])[0]
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((4, 4, 3), np.uint8))
+    jpeg = tmp_path / "q10.jpg"
+    cv2.imwrite(str(jpeg), cv2.imread(str(png)), [cv2.IMWRITE_JPEG_QUALITY, 10])
+    status = main(["estimate-qf", str(png), str(tiny), str(jpeg), "--json"])
+    captured = capsys.readouterr()
+    assert status == 1
+    rows = {Path(r["path"]).name: r for r in map(json.loads, captured.out.splitlines())}
+    assert set(rows) == {png.name, jpeg.name}
+    assert "not-jpeg" in rows[png.name]["flag"] and "not-jpeg" not in (rows[jpeg.name]["flag"] or "")
+    assert f"error: {tiny}: 4 x 4 pixels is too small" in captured.err and captured.err.count(str(tiny)) == 1

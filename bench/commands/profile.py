@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.core.arguments import at_least
+
 DEFAULT_METHODS = "codiff,osediff,diffbir,supir,fbcnn,jpeg"
 
 
@@ -37,13 +39,13 @@ def register(subparsers) -> None:
     parser.add_argument("--dtype", type=_csv, default=None,
                         help="latency precisions, comma-separated from fp16, bf16, fp32 (default fp16 on CUDA, "
                              "fp32 on CPU)")
-    parser.add_argument("--runs", type=int, default=None, help="timed runs per call (default 20 on CUDA, 3 on CPU)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 3 on CUDA, 1 on CPU)")
+    parser.add_argument("--runs", type=at_least(1), default=None, help="timed runs per call (default 20 on CUDA, 3 on CPU)")
+    parser.add_argument("--warmup", type=at_least(0), default=None, help="untimed runs first (default 3 on CUDA, 1 on CPU)")
     parser.add_argument("--no-latency", dest="latency", action="store_false", help="count only; time nothing")
-    parser.add_argument("--peak-tflops", type=float, default=None,
+    parser.add_argument("--peak-tflops", type=at_least(1e-9, float), default=None,
                         help="the GPU's peak dense TFLOP/s for the MAC-bound floor (default: from a table of "
                              "known GPUs)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--out", default=None, help="output folder (default runs/profile-<size>)")
     parser.add_argument("--list", action="store_true", help="list the known architectures and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -60,6 +62,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
     from bench.core.device import checked_device
     from bench.core.errors import ConfigError
+    from bench.core.paths import check_output_folder
     from bench.core.terminal import shown
     from bench.profile import (
         ProfileOptions,
@@ -89,7 +92,7 @@ def profile_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     size = str(width) if width == height else f"{width}x{height}"
-    out = Path(args.out or f"runs/profile-{size}")
+    out = check_output_folder(args.out or f"runs/profile-{size}", "output folder (--out)")
     bar = tqdm(total=len(options.methods), desc="profile", unit="method", disable=args.quiet)
 
     def progress(message: str) -> None:

@@ -20,5 +20,20 @@ def report_command(args: argparse.Namespace) -> int:
     from bench.core.terminal import shown
     from reports import render_report
 
+    if args.images:
+        check_images(args.run_dir, args.images)
     print(shown(render_report(args.run_dir, reference=args.reference, images=args.images)))
     return 0
+
+
+def check_images(run_dir: str, requested: list[str]) -> None:
+    """Refuse `--images` names that match no image of the run, before the report is written."""
+    from reports.rundata import ReportError, RunData
+    from reports.visual import choose_images
+
+    data = RunData.load(run_dir)
+    unknown = choose_images(data, requested)[1]
+    if unknown:
+        known = sorted({f"{d}:{i}" for d, i in data.images[["dataset", "image"]].itertuples(index=False)})
+        raise ReportError(f"--images: {', '.join(unknown)} matches no image of the run; give an image name or "
+                          f"dataset:name, one of {', '.join(known[:10])}" + (" ..." if len(known) > 10 else ""))

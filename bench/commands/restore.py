@@ -3,7 +3,9 @@
 Each input image is written as OUTDIR/<name>.png (folders keep their relative layout). The method is any
 registered one (`codiff-bench methods`); `--set KEY=VALUE` sets its options as a run config's method entry
 does (YAML values; dotted keys for nested options, e.g. `--set dtype=bf16 --set tiles.latent_tile=64`).
-A failing image is reported and skipped; the exit status is 1 if any failed.
+A failing image is reported and skipped; the exit status is 1 if any failed. An input that does not exist or
+a folder without images, an output folder that is a file, an unknown method or option is a message and exit
+status 2 before anything is written.
 """
 
 from __future__ import annotations
@@ -38,21 +40,17 @@ def restore_command(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from bench.core.device import checked_device
-    from bench.core.imageio import (
-        ImageError,
-        collect_images,
-        read_rgb8,
-        save_png,
-        to_tensor,
-    )
-    from bench.core.terminal import print_input_problems, shown
+    from bench.core.imageio import ImageError, read_rgb8, require_inputs, save_png, to_tensor
+    from bench.core.paths import check_output_folder
+    from bench.core.terminal import print_image_error, print_input_problems, shown
     from methods.base import MethodError, RestoreRequest
     from methods.registry import create_method
 
     method = create_method(args.method, device=checked_device(args.device), **method_config(args))
+    check_output_folder(args.output, "output folder (-o)")
+    images, left_out = require_inputs(args.inputs)
     method.load()
-    images, problems, left_out = collect_images(args.inputs)
-    print_input_problems(problems, left_out)
+    print_input_problems([], left_out)
     out_dir = Path(args.output)
     failed = 0
     written: set[Path] = set()
@@ -71,8 +69,8 @@ def restore_command(args: argparse.Namespace) -> int:
             jpeg = path.read_bytes() if path.suffix.lower() in (".jpg", ".jpeg") else None
             save_png(method.restore(RestoreRequest(lq, jpeg_bytes=jpeg)), target)
         except (ImageError, MethodError, RuntimeError, ValueError, OSError) as exc:
-            print(f"error: {shown(path)}: {shown(exc, multiline=True)}", file=sys.stderr)
+            print_image_error(path, exc)
             failed += 1
     print(f"{len(images) - failed} of {len(images)} images restored into {shown(out_dir)}"
           + (f"; {failed} failed" if failed else ""))
-    return 1 if failed or problems else 0
+    return 1 if failed else 0

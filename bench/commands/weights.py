@@ -49,7 +49,9 @@ def weights_command(args: argparse.Namespace) -> int:
     from bench.metrics import use_cache_dir
 
     if args.cache_dir:
-        print(f"caches under {shown(use_cache_dir(args.cache_dir))}")
+        from bench.core.paths import check_output_folder
+
+        print(f"caches under {shown(use_cache_dir(check_output_folder(args.cache_dir, 'cache folder (--cache-dir)')))}")
     config = load_config(args.config)
 
     def groups() -> list[Group]:

@@ -270,3 +270,12 @@ def collect_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str
         else:
             problems.append(f"{path}: no such file or folder")
     return found, problems, left_out
+
+
+def require_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """`collect_images`, with inputs that do not exist or hold no images refused as one ImageError (a user's
+    mistake, before any work): the images and the folder files left out."""
+    found, problems, left_out = collect_images(inputs)
+    if problems:
+        raise ImageError("; ".join(problems) + ": check the paths (give image files, or folders that hold images)")
+    return found, left_out

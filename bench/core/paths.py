@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
+from bench.core.errors import ConfigError
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_STEM = 80
 ANALYSES_FOLDER = "analyses"  # <run_dir>/analyses/<name>/: each post-run analysis writes its own folder
@@ -60,4 +62,27 @@ def inside(root: Path, path: Path) -> Path:
     relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
     if relative == os.pardir or relative.startswith(os.pardir + os.sep) or os.path.isabs(relative):
         raise ValueError(f"refusing to write {path} outside the run folder {root}")
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str) -> Path:
+    """`path` when a folder can be made or used there; a ConfigError naming the file in the way otherwise, so that
+    a command stops before it writes anything."""
+    path = Path(path).expanduser()
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                where = "is a file" if part == path else f"is inside {part}, which is a file"
+                raise ConfigError(f"{what} {path} {where}, not a folder: give a folder path (it is made if missing)")
+            return path
+    return path
+
+
+def check_output_file(path: str | os.PathLike, what: str) -> Path:
+    """`path` when a file can be written there (its folder made if missing); a ConfigError naming what is in the
+    way otherwise (a folder of that name, or a file where a parent folder should be)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder: give a file path")
+    check_output_folder(path.parent, f"the folder of {what}")
     return path

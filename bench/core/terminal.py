@@ -42,3 +42,12 @@ def print_input_problems(problems: list[str], left_out: list[str]) -> None:
         print(f"skipped {shown(message)}", file=sys.stderr)
     for message in problems:
         print(f"error: {shown(message)}", file=sys.stderr)
+
+
+def print_image_error(path: object, error: object) -> None:
+    """`error: PATH: reason` on stderr, once: messages that already begin with the path keep it only once."""
+    import sys
+
+    text = shown(error, multiline=True)
+    prefix = f"{shown(path)}: "
+    print(f"error: {prefix}{text[len(prefix):] if text.startswith(prefix) else text}", file=sys.stderr)

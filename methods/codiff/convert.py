@@ -1,5 +1,5 @@
 """Converting CODiff (codiff.pkl) and CaVE (cave.pth) checkpoints between the official torch format and this
-project's safetensors + JSON: `python -m methods.codiff.convert SRC DST [--format official|project]`."""
+project's safetensors + JSON (`codiff-bench convert SRC DST [--format official|project]`)."""
 
 from __future__ import annotations
 
@@ -38,26 +38,3 @@ def _checkpoint_kind(path: str | Path) -> str:
         return str(json.loads(config_path.read_text()).get("kind"))
     obj = load_torch_file(path, "checkpoint")
     return CODIFF_KIND if isinstance(obj, Mapping) and "state_dict_unet" in obj else "cave"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m methods.codiff.convert SRC DST [--format official|project]`: convert a checkpoint."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(description="Convert a CODiff (codiff.pkl) or CaVE (cave.pth) checkpoint "
-                                     "between the official torch format and this project's safetensors + JSON.")
-    parser.add_argument("src", help="checkpoint to read (official file, or NAME.safetensors / NAME.json)")
-    parser.add_argument("dst", help="where to write (.safetensors / .json: project format; else official)")
-    parser.add_argument("--format", choices=("official", "project"), help="override the format chosen by suffix")
-    args = parser.parse_args(argv)
-    try:
-        print(convert_checkpoint(args.src, args.dst, args.format))
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -2,8 +2,8 @@
 speed each buys. bf16 is measured on CPUs with native bf16 (avx512_bf16 or AMX in /proc/cpuinfo), fp16 on CUDA
 only; elsewhere a dtype is reported as unmeasured, with the reason.
 
-    python -m methods.codiff.precision                    # the parity vectors' tiny models (seconds)
-    python -m methods.codiff.precision --full-size 512    # the full-size random-weight model at 512 x 512
+    codiff-bench precision                    # the parity vectors' tiny models (seconds)
+    codiff-bench precision --full-size 512    # the full-size random-weight model at 512 x 512
 
 Errors compare the pipeline's output (AdaIN colour fix, LoRA merged, the defaults) with float32's, both rounded
 to 8 bits: the largest and mean absolute difference in levels, and the share of values off by more than 2.
@@ -11,8 +11,6 @@ to 8 bits: the largest and mean absolute difference in levels, and the share of 
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,36 +105,7 @@ def full_size_case(side: int, device: str) -> tuple[Callable[[str], object], tor
     from dataclasses import astuple
 
     from methods.codiff.benchmark import full_size_pipeline, sample_image
+    from methods.codiff.options import TileConfig
 
     tiles = astuple(TileConfig())
     return (lambda dtype: full_size_pipeline(dtype, True, tiles, device)), sample_image(side, side)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full-size", dest="full_size", type=int, metavar="SIDE",
-                        help="measure the full-size random-weight model on one SIDE x SIDE image instead")
-    parser.add_argument("--parity", type=Path, default=PARITY, help=f"parity vectors folder (default {PARITY})")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--dtypes", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"])
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    if args.full_size:
-        cases = {f"full-size {args.full_size}x{args.full_size}": full_size_case(args.full_size, args.device)}
-    elif not (args.parity / "official-tiny").is_dir():
-        parser.error(f"no parity vectors at {args.parity / 'official-tiny'}; pass --parity DIR or --full-size")
-    else:
-        cases = parity_cases(args.parity, args.device)
-    report = {"device": args.device, "threads": args.threads, "native_bf16_cpu": native_bf16_cpu(), "cases": {}}
-    with torch.inference_mode():
-        for name, (build, lq) in cases.items():
-            report["cases"][name] = measure(build, lq, args.dtypes, args.device, args.repeats)
-            print(json.dumps({name: report["cases"][name]}), flush=True)
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

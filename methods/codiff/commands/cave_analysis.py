@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench.core.arguments import at_least
 from bench.core.terminal import shown
 
 
@@ -27,17 +28,17 @@ def register(subparsers) -> None:
     parser.add_argument("--dataset", action="append", default=[], help="a dataset name from datasets.yaml")
     parser.add_argument("--images", action="append", default=[], help="a folder of images (repeatable)")
     parser.add_argument("--data-root", dest="data_root", help="root of the registered datasets")
-    parser.add_argument("--limit", type=int, help="at most N images per dataset")
+    parser.add_argument("--limit", type=at_least(1), help="at most N images per dataset")
     parser.add_argument("--qfs", type=_ints, default=None, help="quality factors (default 1,5,10,20,...,90)")
     parser.add_argument("--unseen", type=_ints, default=[1, 5], help="QFs left out of training (default 1,5)")
-    parser.add_argument("--crops", type=int, default=8,
+    parser.add_argument("--crops", type=at_least(0), default=8,
                         help="patches per image, so that small sets give enough points (0: whole images)")
-    parser.add_argument("--crop-size", dest="crop_size", type=int, default=128, help="patch size in pixels")
+    parser.add_argument("--crop-size", dest="crop_size", type=at_least(8), default=128, help="patch size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seed of patch positions and t-SNE")
     parser.add_argument("--out", help="output folder (default: RUN_DIR/analyses/cave, or runs/analyses/cave)")
     parser.add_argument("--run-dir", dest="run_dir", help="a run folder; the analysis goes in its analyses/cave/, "
                         "where its report shows it")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=at_least(1), help="torch CPU threads")
     parser.add_argument("--force", action="store_true", help="recompute even if the folder is up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=cave_analysis_command)
@@ -48,9 +49,10 @@ def output_dir(args: argparse.Namespace):
 
     from bench.core.paths import ANALYSES_FOLDER
 
-    if args.out:
-        return Path(args.out)
-    return Path(args.run_dir or "runs") / ANALYSES_FOLDER / "cave"
+    from bench.core.paths import check_output_folder
+
+    out = Path(args.out) if args.out else Path(args.run_dir or "runs") / ANALYSES_FOLDER / "cave"
+    return check_output_folder(out, "output folder (--out, --run-dir)")
 
 
 def cave_analysis_command(args: argparse.Namespace) -> int:

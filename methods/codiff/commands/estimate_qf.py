@@ -3,7 +3,10 @@
 Prints one line per image: the path, the estimate and the estimator's measured error near that QF
 (tab-separated), or JSON lines with --json. The error comes from the checkpoint's JSON (its evaluation on
 photos never used in training); a CaVE without such a figure, or with a mean error above 10 QF, is flagged
-on every line and in a warning.
+on every line and in a warning. An input that is not a JPEG file is flagged `not-jpeg`: the estimate reads the
+traces a decoded JPEG keeps, so it means something only if the image was JPEG-compressed before it was saved.
+An image smaller than 32 x 32 pixels (one token of CaVE's grid; below it the estimate does not follow the
+compression) is refused with an error line. Inputs that do not exist are a message and exit status 2.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+MIN_SIDE = 32  # CaVE embeds on a 1/32 grid: smaller images give estimates that do not follow the QF
+JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def register(subparsers) -> None:
@@ -30,17 +37,17 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
     import torch
 
     from bench.core.device import checked_device
-    from bench.core.imageio import ImageError, collect_images, read_rgb8, to_tensor
-    from bench.core.terminal import print_input_problems, shown
+    from bench.core.imageio import ImageError, read_rgb8, require_inputs, to_tensor
+    from bench.core.terminal import print_image_error, print_input_problems, shown
     from methods.codiff.cave import load_cave
     from methods.codiff.cave_small import default_cave
     from methods.codiff.qf_error import POOR_MAE, checkpoint_qf_error
 
     device = checked_device(args.device)
+    images, left_out = require_inputs(args.inputs)
     cave_path = args.cave or default_cave()
     cave = load_cave(cave_path).to(device)
-    images, problems, left_out = collect_images(args.inputs)
-    print_input_problems(problems, left_out)
+    print_input_problems([], left_out)
     if not args.cave:
         print(f"CaVE: {shown(cave_path)}", file=sys.stderr)
     error = checkpoint_qf_error(cave_path)
@@ -55,19 +62,39 @@ def estimate_qf_command(args: argparse.Namespace) -> int:
     else:
         flag = ""
         print(f"CaVE {error.summary()}", file=sys.stderr)
+    not_jpeg = [path for path, _ in images if not is_jpeg_file(path)]
+    if not_jpeg:
+        print(f"warning: {len(not_jpeg)} input(s) are not JPEG files (flagged not-jpeg): CaVE reads the traces a "
+              "decoded JPEG keeps, so their estimates mean something only if they were JPEG-compressed before "
+              "they were saved; an image that never was gets a meaningless number", file=sys.stderr)
     failed = 0
     for path, _ in images:
         try:
+            rgb = read_rgb8(path).rgb
+            if min(rgb.shape[:2]) < MIN_SIDE:
+                raise ImageError(f"{rgb.shape[1]} x {rgb.shape[0]} pixels is too small for a QF estimate: CaVE needs "
+                                 f"at least {MIN_SIDE} x {MIN_SIDE} (below that its estimate does not follow the "
+                                 "compression); give the image at its full size")
             with torch.inference_mode():
-                qf = float(cave.predict_qf(to_tensor(read_rgb8(path).rgb).to(device)))
+                qf = float(cave.predict_qf(to_tensor(rgb).to(device)))
         except (ImageError, RuntimeError, OSError) as exc:
-            print(f"error: {shown(path)}: {shown(exc, multiline=True)}", file=sys.stderr)
+            print_image_error(path, exc)
             failed += 1
             continue
         mae = None if error is None else round(error.near(qf), 2)
+        flags = ",".join(f for f in (flag, "not-jpeg" if path in not_jpeg else "") if f)
         if args.json:
-            print(json.dumps({"path": str(path), "qf": round(qf, 2), "error_mae": mae, "flag": flag or None}))
+            print(json.dumps({"path": str(path), "qf": round(qf, 2), "error_mae": mae, "flag": flags or None}))
         else:
             margin = "error unmeasured" if mae is None else f"±{mae:.1f} (measured MAE near this QF)"
-            print(f"{shown(path)}\t{qf:.1f}\t{margin}" + (f"\t[{flag}]" if flag else ""))
-    return 1 if failed or problems else 0
+            print(f"{shown(path)}\t{qf:.1f}\t{margin}" + (f"\t[{flags}]" if flags else ""))
+    return 1 if failed else 0
+
+
+def is_jpeg_file(path: Path) -> bool:
+    """Whether the file is a JPEG by its content (the SOI marker), whatever its name."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(3) == JPEG_MAGIC
+    except OSError:
+        return False  # an unreadable file gets its own error line when it is read

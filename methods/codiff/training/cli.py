@@ -7,10 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from bench.core.arguments import at_least
+
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training config YAML (configs/train/*.yaml)")
-    parser.add_argument("--max-steps", dest="max_steps", type=int,
+    parser.add_argument("--max-steps", dest="max_steps", type=at_least(1),
                         help="stop at this step (overrides train.steps; a later run resumes from there)")
     parser.add_argument("--dry-run", dest="dry_run", action="store_true",
                         help="build everything and take one step; write nothing")
@@ -26,10 +28,12 @@ def run_training_command(args: argparse.Namespace, config_cls: type, task_factor
     """Load the config, run the Trainer, print a JSON summary (a user's mistake is a BenchError: the CLI prints
     it and exits with status 2)."""
     from bench.core.config import load_config
+    from bench.core.paths import check_output_folder
     from methods.codiff.training.trainer import RunOptions, Trainer
 
     overrides = list(args.overrides) + ([f"train.output_dir={args.output_dir}"] if args.output_dir else [])
     config = load_config(config_cls, args.config, overrides, what="training config")
+    check_output_folder(config.train.output_dir, "training output folder (train.output_dir, --output-dir)")
     options = RunOptions(max_steps=args.max_steps, dry_run=args.dry_run, resume=args.resume, progress=not args.quiet)
     result = Trainer(task_factory(config), options).run()
     if not result.main_process:

@@ -69,6 +69,15 @@ class DataConfig:
     num_workers: int = 4
     preload: bool = False
 
+    def validate(self) -> None:
+        if self.patch_size < 8 or self.patch_size % 8:
+            raise ConfigError(f"data.patch_size must be a positive multiple of 8 (the JPEG block), not {self.patch_size}")
+        if self.crop_margin < 0 or self.num_workers < 0:
+            raise ConfigError(f"data.crop_margin and data.num_workers must be 0 or more, not {self.crop_margin} "
+                              f"and {self.num_workers}")
+        if not 0 <= self.shift_prob <= 1:
+            raise ConfigError(f"data.shift_prob is a probability (0 to 1), not {self.shift_prob}")
+
 
 @dataclass
 class ValConfig:
@@ -110,6 +119,15 @@ class LoopConfig:
     tensorboard: bool = True
     cpu: bool = False
 
+    def validate(self) -> None:
+        for key in ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key} must be 1 or more, not {getattr(self, key)}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"train.threads must be 1 or more (or null: torch's default), not {self.threads}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"train.grad_clip must be above 0 (or null: no clipping), not {self.grad_clip}")
+
 
 @dataclass
 class AdamConfig:
@@ -121,6 +139,14 @@ class AdamConfig:
     weight_decay: float = 0.0
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
+
+    def validate(self) -> None:
+        if not self.lr > 0 or not self.eps > 0 or not self.gamma > 0:
+            raise ConfigError(f"optimiser lr, eps and gamma must be above 0, not {self.lr}, {self.eps}, {self.gamma}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"optimiser betas must be two values in [0, 1), not {self.betas}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optimiser weight_decay must be 0 or more, not {self.weight_decay}")
 
 
 # -- stage 1 ---------------------------------------------------------------------------------------------

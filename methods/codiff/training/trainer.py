@@ -21,7 +21,7 @@ from torch import nn
 
 from bench.core.atomic import atomic_write_text
 from bench.core.config import to_dict
-from bench.core.errors import ConfigError
+from bench.core.errors import BenchError, ConfigError
 from methods.codiff.checkpoint import CheckpointError
 from methods.codiff.training.checkpointing import (
     STATE_FILE,
@@ -228,6 +228,7 @@ class Trainer:
         task.accelerator = accelerator
         set_seed(loop.seed)
         lock = None
+        made = _first_missing(self.output)
         try:
             if accelerator.is_main_process and not dry:
                 from bench.core.lock import RunLock
@@ -235,6 +236,12 @@ class Trainer:
                 lock = RunLock(self.output)
                 lock.acquire()
             return self._run(accelerator, steps)
+        except BenchError:
+            if lock is not None and made is not None:  # a mistake found before any write: leave no folder behind
+                lock.release()
+                lock = None
+                _remove_if_only_lock(self.output, made)
+            raise
         finally:
             if lock is not None:
                 lock.release()
@@ -251,18 +258,18 @@ class Trainer:
             **task.summary()})
         if dry:
             log.info("dry run: %s", result.summary)
-        elif main:
-            atomic_write_text(self.output / "config.yaml", _yaml(to_dict(task.config)))
         if start >= steps and not dry:
             log.info("%s: already at step %d of %d; nothing to train", task.name, start, steps)
             return result
         writes = main and not dry
         val_pairs = build_val_pairs(task.config.val, pairs.synth.protocol, task.config.data.data_root) \
             if writes else []
-        metrics = MetricsLog(self.output, resume_step=start, tensorboard=loop.tensorboard) if writes else None
         loader = train_loader(pairs, start_step=start, global_batch=loop.batch_size, rank=accelerator.process_index,
                               world_size=accelerator.num_processes, num_workers=task.config.data.num_workers,
                               seed=loop.seed)
+        if writes:  # only now, with every input checked
+            atomic_write_text(self.output / "config.yaml", _yaml(to_dict(task.config)))
+        metrics = MetricsLog(self.output, resume_step=start, tensorboard=loop.tensorboard) if writes else None
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, initial=start, desc=f"train-{task.name}", unit="step", dynamic_ncols=True,
@@ -388,6 +395,27 @@ class LossMeter:
         seconds = (time.perf_counter() - self.tick) / max(1, self.count)
         self.sums, self.count, self.tick = {}, 0, time.perf_counter()
         return means, seconds
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet (None when `folder` exists)."""
+    missing = None
+    for part in (folder, *folder.parents):
+        if part.exists():
+            return missing
+        missing = part
+    return missing
+
+
+def _remove_if_only_lock(folder: Path, made: Path) -> None:
+    """Remove `folder`'s lock file, then the empty folders up to `made`, the outermost one this run created."""
+    if any(p.name != ".lock" for p in folder.iterdir()):
+        return
+    (folder / ".lock").unlink(missing_ok=True)
+    for part in (folder, *folder.parents):
+        part.rmdir()
+        if part == made:
+            return
 
 
 def _every(step: int, interval: int) -> bool:

@@ -10,7 +10,7 @@ import torch
 from bench.metrics import create_metric
 from bench.metrics.psnrb import psnr_b
 
-SIZES = [(11, 11), (13, 24), (37, 53), (64, 96), (97, 130)]
+SIZES = [(11, 11), (13, 24), (37, 53), (64, 96), (97, 130), (203, 211)]  # the last in two strips of rows
 QFS = [5, 30, 90]
 TOLERANCE = 1e-6
 
@@ -103,6 +103,20 @@ def test_unrounded_float64_batches_and_options_match_pyiqa():
     assert torch.allclose(create_metric("psnr_b", color_space="ycbcr")(out, ref), expected, atol=TOLERANCE, rtol=0)
     same = create_metric("psnr")(ref, ref)
     assert same.tolist() == pytest.approx([80.0, 80.0])
+
+
+@pytest.mark.parametrize("strip", [1, 40, 333])
+def test_strips_of_any_height_give_the_same_values(strip, monkeypatch, pyiqa_metrics):
+    from bench.metrics import classical
+
+    monkeypatch.setattr(classical, "STRIP_VALUES", strip * 29)
+    for label, out8, ref8 in CORPUS[8:40:5]:
+        out, ref = _float(out8[:, :, :29]), _float(ref8[:, :, :29])
+        assert create_metric("psnr_b")(out, ref).item() == pytest.approx(
+            psnr_b(out.double(), ref.double()).item(), abs=TOLERANCE, rel=0), label
+        for ours, theirs in (("psnr", "psnry"), ("ssim", "ssim"), ("ssim_rgb", "ssimc")):
+            assert create_metric(ours)(out, ref).item() == pytest.approx(
+                pyiqa_metrics[theirs](out.double(), ref.double()).item(), abs=TOLERANCE, rel=0), (ours, label)
 
 
 def test_options_the_cpu_path_lacks_go_to_pyiqa_with_another_fingerprint():

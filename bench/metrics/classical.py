@@ -10,7 +10,7 @@ scores stay within 1e-9 of pyiqa's.
 from __future__ import annotations
 
 from functools import lru_cache, partial
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch
 VERSION = 1  # changes whenever a value can change, so that stored scores are computed again
 EPS = 1e-8  # pyiqa's PSNR: identical images give 80 dB
 SSIM_LEVELS = 255  # pyiqa's SSIM compares images rounded to 8-bit levels
+STRIP_VALUES = 1 << 15  # values per row strip (256 KiB of float64)
 
 Score = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -66,25 +67,34 @@ def _per_image(score: Callable[[np.ndarray, np.ndarray], float], out: torch.Tens
     return torch.tensor([score(_crop(o, border), _crop(r, border)) for o, r in zip(outs, refs)], dtype=torch.float64)
 
 
-def _mse(a: np.ndarray, b: np.ndarray) -> float:
-    diff = (a - b).ravel()
-    return float(np.dot(diff, diff)) / diff.size
+def _strips(height: int, width: int, halo: int = 0, least: int = 8) -> Iterator[tuple[int, int]]:
+    """Row ranges [top, bottom) covering `height` rows in strips of about STRIP_VALUES values (at least `least`
+    rows); each strip's arrays stay small, so that they reuse freed memory instead of faulting in fresh pages."""
+    rows = max(least, STRIP_VALUES // max(width, 1) - halo)
+    for top in range(0, height, rows):
+        yield top, min(top + rows, height)
+
+
+def _squared_error(out: np.ndarray, ref: np.ndarray, luma: bool, color_space: str) -> tuple[float, int]:
+    """Sum and count of the squared differences of two images' planes (3 x h x w)."""
+    total = 0.0
+    for top, bottom in _strips(out.shape[1], out.shape[2] * (1 if luma else 3)):
+        diff = (planes(out[:, top:bottom], luma, color_space) - planes(ref[:, top:bottom], luma, color_space)).ravel()
+        total += float(np.einsum("i,i->", diff, diff))  # not BLAS: its threads wait on busy cores
+    return total, (1 if luma else 3) * out.shape[1] * out.shape[2]
 
 
 def _psnr(out: np.ndarray, ref: np.ndarray, luma: bool, color_space: str) -> float:
-    mse = _mse(planes(out, luma, color_space), planes(ref, luma, color_space))
-    return 10 * np.log10(1.0 / (mse + EPS))
+    total, count = _squared_error(out, ref, luma, color_space)
+    return 10 * np.log10(1.0 / (total / count + EPS))
 
 
-def _ssim_plane(x: np.ndarray, y: np.ndarray) -> float:
-    """Mean SSIM map of two planes of 8-bit levels (float64), over the window's 'valid' positions."""
+def _ssim_sum(x: np.ndarray, y: np.ndarray, kernel: np.ndarray) -> float:
+    """Sum of the SSIM map of two planes of 8-bit levels (float64) over the window's 'valid' positions."""
     import cv2
 
     h, w = x.shape
-    kernel = ssim_kernel()
     r = kernel.size // 2
-    if h < kernel.size or w < kernel.size:
-        raise ValueError(f"SSIM needs images of at least {kernel.size} x {kernel.size} pixels, got {h} x {w}")
 
     def mean(a: np.ndarray) -> np.ndarray:
         return cv2.sepFilter2D(a, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)[r:h - r, r:w - r]
@@ -96,37 +106,55 @@ def _ssim_plane(x: np.ndarray, y: np.ndarray) -> float:
     sigma2_sq = mean(y * y) - mu2_sq
     sigma12 = mean(x * y) - mu1_mu2
     cs = np.maximum((2 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2), 0)
-    return float((((2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1)) * cs).mean())
+    return float((((2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1)) * cs).sum())
 
 
 def _ssim(out: np.ndarray, ref: np.ndarray, luma: bool, color_space: str) -> float:
-    x = np.rint(planes(out, luma, color_space) * SSIM_LEVELS)
-    y = np.rint(planes(ref, luma, color_space) * SSIM_LEVELS)
-    return float(np.mean([_ssim_plane(a, b) for a, b in zip(x, y)]))
+    """Mean SSIM map over the planes and the window's 'valid' positions, computed in strips of rows."""
+    kernel = ssim_kernel()
+    size = kernel.size
+    _, h, w = out.shape
+    if h < size or w < size:
+        raise ValueError(f"SSIM needs images of at least {size} x {size} pixels, got {h} x {w}")
+    total = 0.0
+    for top, bottom in _strips(h - size + 1, w, halo=size - 1, least=4 * size):
+        rows = slice(top, bottom + size - 1)
+        x = np.rint(planes(out[:, rows], luma, color_space) * SSIM_LEVELS)
+        y = np.rint(planes(ref[:, rows], luma, color_space) * SSIM_LEVELS)
+        total += sum(_ssim_sum(a, b, kernel) for a, b in zip(x, y))
+    return total / ((1 if luma else len(out)) * (h - size + 1) * (w - size + 1))
 
 
-def blocking_effect_factor(y: np.ndarray, block: int = 8) -> float:
-    """BEF of one luma plane (H x W, float64), as `bench.metrics.psnrb.blocking_effect_factor` defines it."""
-    h, w = y.shape
+def _pair_sums(y: np.ndarray, axis: int, block: int, first_row: int = 0) -> tuple[float, int, float, int]:
+    """Sum and count of the squared differences of neighbours along `axis` across block boundaries, then of the
+    other pairs; `first_row` is the row of the image where the strip `y` starts."""
+    squares = np.diff(y, axis=axis) ** 2
+    if axis == 1:
+        crossing = squares[:, block - 1::block]  # pair (j, j + 1) crosses a boundary when j + 1 is a multiple of B
+    else:
+        crossing = squares[(block - 1 - first_row) % block::block]
+    total, part = float(squares.sum()), float(crossing.sum())
+    return part, crossing.size, total - part, squares.size - crossing.size
+
+
+def _psnr_b(out: np.ndarray, ref: np.ndarray, color_space: str, block: int = 8) -> float:
+    """PSNR-B of two images (3 x h x w), in strips of rows that overlap by one row for the vertical pairs."""
+    _, h, w = out.shape
     if min(h, w) < 2:
         raise ValueError(f"PSNR-B needs images of at least 2 x 2 pixels, got {h} x {w}")
-    across = inside = 0.0
-    n_across = n_inside = 0
-    for diff in (np.diff(y, axis=1), np.diff(y, axis=0).T):  # neighbours along rows, then along columns
-        squares = diff * diff
-        crossing = squares[:, block - 1::block]  # pair (i, i + 1) crosses a boundary when i + 1 is a multiple of B
-        total, part = float(squares.sum()), float(crossing.sum())
-        across, inside = across + part, inside + total - part
-        n_across, n_inside = n_across + crossing.size, n_inside + squares.size - crossing.size
-    if n_across == 0 or n_inside == 0:
-        return 0.0
-    d_b, d_bc = across / n_across, inside / n_inside
-    return float(np.log2(block) / np.log2(min(h, w)) * (d_b - d_bc)) if d_b > d_bc else 0.0
-
-
-def _psnr_b(out: np.ndarray, ref: np.ndarray, color_space: str) -> float:
-    y_out, y_ref = planes(out, True, color_space)[0], planes(ref, True, color_space)[0]
-    return 10 * np.log10(1.0 / (_mse(y_out, y_ref) + blocking_effect_factor(y_out) + EPS))
+    sums = np.zeros(4)
+    error = 0.0
+    for top, bottom in _strips(h, w):
+        y_out = planes(out[:, top:bottom + 1], True, color_space)[0]  # one more row: the pairs with the next strip
+        diff = (y_out[:bottom - top] - planes(ref[:, top:bottom], True, color_space)[0]).ravel()
+        error += float(np.einsum("i,i->", diff, diff))
+        sums += _pair_sums(y_out[:bottom - top], 1, block)
+        sums += _pair_sums(y_out, 0, block, top)
+    across, n_across, inside, n_inside = sums
+    bef = 0.0
+    if n_across and n_inside and across / n_across > inside / n_inside:
+        bef = np.log2(block) / np.log2(min(h, w)) * (across / n_across - inside / n_inside)
+    return 10 * np.log10(1.0 / (error / (h * w) + bef + EPS))
 
 
 def psnr_metric(color_space: str = "yiq", crop_border: int = 0) -> Score:

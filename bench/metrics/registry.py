@@ -72,10 +72,11 @@ def check_metrics(names: Iterable[str], *, strict: bool = False,
     return available, skipped
 
 
-def create_metric(name: str, device: str | torch.device = "cpu", **options: Any) -> Metric:
+def create_metric(name: str, device: str | torch.device = "cpu", *, reference: bool = False, **options: Any) -> Metric:
     """Create metric `name` on `device`, reading weights from the caches only (never the network).
 
-    `options` go to the pyiqa network (for example `test_sample` for maniqa), or to PSNR-B. Raises
+    `options` go to the pyiqa network (for example `test_sample` for maniqa), or to PSNR-B. On the CPU the
+    classical metrics use their faster implementation unless `reference` asks for pyiqa's (or PSNR-B's own). Raises
     MetricError naming every missing or broken file, what was expected and where it belongs.
     """
     import pyiqa
@@ -92,7 +93,7 @@ def create_metric(name: str, device: str | torch.device = "cpu", **options: Any)
         raise MetricError(f"metric {name!r} cannot be created: " + "; ".join(problems))
     network = None
     version = f"pyiqa {pyiqa.__version__}"
-    fast = _cpu_factory(spec, device, options)
+    fast = None if reference else _cpu_factory(spec, device, options)
     if fast is not None:
         compute, version = fast
     elif spec.compute is not None:

@@ -101,6 +101,10 @@ def test_unrounded_float64_batches_and_options_match_pyiqa():
         assert torch.allclose(metric(out, ref), expected.reshape(2), atol=TOLERANCE, rtol=0), (name, options)
     expected = psnr_b(out, ref, color_space="ycbcr")
     assert torch.allclose(create_metric("psnr_b", color_space="ycbcr")(out, ref), expected, atol=TOLERANCE, rtol=0)
+    for half in (torch.bfloat16, torch.float16):
+        halved = out.to(half)
+        assert torch.allclose(create_metric("ssim")(halved, ref),
+                              create_metric("ssim", reference=True)(halved, ref), atol=TOLERANCE, rtol=0)
     same = create_metric("psnr")(ref, ref)
     assert same.tolist() == pytest.approx([80.0, 80.0])
 

@@ -21,7 +21,8 @@ def checked_images(images: torch.Tensor, what: str) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise MetricError(f"{what} must be a B x 3 x H x W tensor, got {shape}")
-    if images.device.type == "cpu":  # numpy's one-thread reductions: no waiting on threads of busy cores
+    if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64):
+        # numpy's one-thread reductions: no waiting on threads of busy cores
         values = images.detach().numpy()
         low, high = float(values.min()), float(values.max())
     else:

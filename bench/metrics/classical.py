@@ -63,7 +63,10 @@ def _crop(image: np.ndarray, border: int) -> np.ndarray:
 
 def _per_image(score: Callable[[np.ndarray, np.ndarray], float], out: torch.Tensor, ref: torch.Tensor,
                border: int) -> torch.Tensor:
-    outs, refs = out.detach().cpu().numpy(), ref.detach().cpu().numpy()
+    outs, refs = (x.detach().cpu() for x in (out, ref))
+    if not {outs.dtype, refs.dtype} <= {torch.float32, torch.float64}:  # half precisions: numpy has no bfloat16
+        outs, refs = outs.double(), refs.double()
+    outs, refs = outs.numpy(), refs.numpy()
     return torch.tensor([score(_crop(o, border), _crop(r, border)) for o, r in zip(outs, refs)], dtype=torch.float64)
 
 

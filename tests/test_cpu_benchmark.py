@@ -44,6 +44,8 @@ def test_each_stage_reports_macs_seconds_and_its_share_of_sgemm(monkeypatch, tmp
     assert (tmp_path / "out.npy").is_file()
     row = format_row(result)
     assert all(f"    {stage}" in row for stage in stages) and "% of sgemm 100.0" in row
+    assert "cores were shared" not in row
+    assert "cores were shared" in format_row({**result, "sgemm_after_gflops": 60.0})
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -49,7 +49,8 @@ def _corpus() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
             for qf in QFS:
                 ref = _images(kind, h, w, rng)
                 out = _jpeg(ref, qf)
-                cases.append((f"{kind} {h}x{w} qf{qf}", torch.from_numpy(np.stack([out])), torch.from_numpy(np.stack([ref]))))
+                cases.append((f"{kind} {h}x{w} qf{qf}", torch.from_numpy(np.stack([out])),
+                              torch.from_numpy(np.stack([ref]))))
     return cases
 
 

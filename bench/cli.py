@@ -23,7 +23,8 @@ from bench.core.terminal import EscapingFormatter, shown
 COMMANDS = registry("command", group="codiff_bench.commands", builtins={
     name: f"bench.commands.{module}:register" for name, module in {
         "run": "run", "report": "report", "weights": "weights", "restore": "restore", "profile": "profile",
-        "methods": "catalog", "metrics": "catalog", "compare": "compare"}.items()})
+        "methods": "catalog", "metrics": "catalog", "compare": "compare",
+        "scoring-benchmark": "scoring_benchmark"}.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,15 @@ def checked_images(images: torch.Tensor, what: str) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise MetricError(f"{what} must be a B x 3 x H x W tensor, got {shape}")
-    low, high = float(images.min()), float(images.max())
+    if images.device.type == "cpu" and images.dtype in (torch.float32, torch.float64):
+        # numpy's one-thread reductions: no waiting on threads of busy cores
+        values = images.detach().numpy()
+        low, high = float(values.min()), float(values.max())
+    else:
+        low, high = (float(v) for v in torch.aminmax(images))
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise MetricError(f"{what} must lie in [0, 1], got values from {low:.4g} to {high:.4g}")
-    return images.clamp(0, 1)
+    return images if low >= 0 and high <= 1 else images.clamp(0, 1)
 
 
 @dataclass
@@ -39,6 +44,7 @@ class Metric:
     compute: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = field(default=None, repr=False)
     network: torch.nn.Module | None = field(default=None, repr=False)  # pyiqa's model, when there is one
     version: str = ""
+    converts: bool = False  # `compute` reads any float dtype exactly itself: no copy in `dtype` first
 
     @property
     def name(self) -> str:
@@ -83,9 +89,9 @@ class Metric:
             ref = checked_images(ref, f"{self.name}: the reference")
             if ref.shape != out.shape:
                 raise MetricError(f"{self.name}: image {tuple(out.shape)} and reference {tuple(ref.shape)} differ")
-            ref = ref.to(self.device, self.dtype)
+            ref = ref.to(self.device) if self.converts else ref.to(self.device, self.dtype)
         else:
             ref = None
         with torch.inference_mode():
-            scores = self.compute(out.to(self.device, self.dtype), ref)
+            scores = self.compute(out.to(self.device) if self.converts else out.to(self.device, self.dtype), ref)
         return scores.reshape(out.shape[0]).to("cpu", torch.float64)

@@ -72,10 +72,11 @@ def check_metrics(names: Iterable[str], *, strict: bool = False, verify_hash: bo
     return available, skipped
 
 
-def create_metric(name: str, device: str | torch.device = "cpu", **options: Any) -> Metric:
+def create_metric(name: str, device: str | torch.device = "cpu", *, reference: bool = False, **options: Any) -> Metric:
     """Create metric `name` on `device`, reading weights from the caches only (never the network).
 
-    `options` go to the pyiqa network (for example `test_sample` for maniqa), or to PSNR-B. Raises
+    `options` go to the pyiqa network (for example `test_sample` for maniqa), or to PSNR-B. On the CPU the
+    classical metrics use their faster implementation unless `reference` asks for pyiqa's (or PSNR-B's own). Raises
     MetricError naming every missing or broken file, what was expected and where it belongs.
     """
     import pyiqa
@@ -91,7 +92,11 @@ def create_metric(name: str, device: str | torch.device = "cpu", **options: Any)
     if problems:
         raise MetricError(f"metric {name!r} cannot be created: " + "; ".join(problems))
     network = None
-    if spec.compute is not None:
+    version = f"pyiqa {pyiqa.__version__}"
+    fast = None if reference else _cpu_factory(spec, device, options)
+    if fast is not None:
+        compute, version = fast
+    elif spec.compute is not None:
         try:
             compute = load_target(spec.compute)(**options)
         except TypeError as exc:
@@ -100,7 +105,21 @@ def create_metric(name: str, device: str | torch.device = "cpu", **options: Any)
         network = _pyiqa_network(spec, device, options, files)
         compute = partial(_pyiqa_scores, network)
     return Metric(spec=spec, options=dict(options), device=device, files=files, compute=compute, network=network,
-                  version=f"pyiqa {pyiqa.__version__}")
+                  version=version, converts=fast is not None)
+
+
+def _cpu_factory(spec: MetricSpec, device: torch.device, options: dict[str, Any]) -> tuple[Any, str] | None:
+    """(score function, version) of the metric's faster CPU implementation, when it applies to `device` and
+    takes every option given; None otherwise (pyiqa or the metric's own `compute` serves it)."""
+    import inspect
+
+    if spec.cpu is None or device.type != "cpu":
+        return None
+    factory = load_target(spec.cpu)
+    if not set(options) <= set(inspect.signature(factory).parameters):
+        return None
+    module = spec.cpu.partition(":")[0]
+    return factory(**options), f"{spec.cpu} {load_target(f'{module}:VERSION')}"
 
 
 def _pyiqa_network(spec: MetricSpec, device: torch.device, options: dict[str, Any],

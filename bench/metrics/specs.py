@@ -23,7 +23,8 @@ class MetricError(BenchError, RuntimeError):
 class MetricSpec:
     """A metric. `pyiqa_name` names pyiqa's metric; otherwise `compute` names a factory `f(**options)` returning
     `score(out, ref)`. `files` names `f(options) -> list[MetricFile]` (the weight files it reads);
-    `pyiqa_kwargs` a function mapping options onto pyiqa's keyword arguments."""
+    `pyiqa_kwargs` a function mapping options onto pyiqa's keyword arguments. `cpu` names a factory of a faster
+    CPU implementation of the same values, used on the CPU when it takes every option given (its parameters)."""
 
     name: str
     label: str
@@ -35,6 +36,7 @@ class MetricSpec:
     pyiqa_kwargs: str | None = None
     compute: str | None = None
     dtype: Literal["float32", "float64"] = "float32"
+    cpu: str | None = None
 
     @property
     def description(self) -> str:
@@ -48,18 +50,20 @@ class MetricSpec:
 
 _LUMA = "luma Y = 0.299 R + 0.587 G + 0.114 B (pyiqa's default colour space 'yiq')"
 _CATALOG = "bench.metrics.catalog"
+_CLASSICAL = "bench.metrics.classical"
 
 PSNR = MetricSpec("psnr", "PSNR", f"PSNR in dB on the {_LUMA}, data range 1 (pyiqa 'psnry')", False, True,
-                  pyiqa_name="psnry", dtype="float64")
+                  pyiqa_name="psnry", dtype="float64", cpu=f"{_CLASSICAL}:psnr_metric")
 SSIM = MetricSpec("ssim", "SSIM", f"SSIM on the {_LUMA} rounded to 8-bit levels, 11x11 Gaussian window (sigma 1.5), "
-                                  "no downsampling (pyiqa 'ssim')", False, True, pyiqa_name="ssim", dtype="float64")
+                                  "no downsampling (pyiqa 'ssim')", False, True, pyiqa_name="ssim", dtype="float64",
+                  cpu=f"{_CLASSICAL}:ssim_metric")
 PSNR_B = MetricSpec("psnr_b", "PSNR-B", f"PSNR-B in dB (Yim and Bovik 2011: PSNR with the blocking effect factor of "
                                         f"the 8x8 grid) on the {_LUMA}", False, True,
-                    compute="bench.metrics.psnrb:psnr_b_metric", dtype="float64")
+                    compute="bench.metrics.psnrb:psnr_b_metric", dtype="float64", cpu=f"{_CLASSICAL}:psnr_b_metric")
 PSNR_RGB = MetricSpec("psnr_rgb", "PSNR (RGB)", "PSNR in dB over the three RGB channels (pyiqa 'psnr')", False, True,
-                      pyiqa_name="psnr", dtype="float64")
+                      pyiqa_name="psnr", dtype="float64", cpu=f"{_CLASSICAL}:psnr_rgb_metric")
 SSIM_RGB = MetricSpec("ssim_rgb", "SSIM (RGB)", "SSIM averaged over the RGB channels (pyiqa 'ssimc')", False, True,
-                      pyiqa_name="ssimc", dtype="float64")
+                      pyiqa_name="ssimc", dtype="float64", cpu=f"{_CLASSICAL}:ssim_rgb_metric")
 LPIPS = MetricSpec("lpips", "LPIPS", "LPIPS v0.1, AlexNet features (pyiqa 'lpips')", True, True, pyiqa_name="lpips",
                    files=f"{_CATALOG}:lpips_files")
 DISTS = MetricSpec("dists", "DISTS", "DISTS, VGG16 features (pyiqa 'dists')", True, True, pyiqa_name="dists",

@@ -102,10 +102,5 @@ def parity_cases(parity: Path, device: str) -> dict[str, tuple[Callable[[str], o
 
 def full_size_case(side: int, device: str) -> tuple[Callable[[str], object], torch.Tensor]:
     """SD-2.1-sized CODiff with random weights (methods.codiff.benchmark) on one smooth random image."""
-    from dataclasses import astuple
-
     from methods.codiff.benchmark import full_size_pipeline, sample_image
-    from methods.codiff.options import TileConfig
-
-    tiles = astuple(TileConfig())
-    return (lambda dtype: full_size_pipeline(dtype, True, tiles, device)), sample_image(side, side)
+    return (lambda dtype: full_size_pipeline(dtype, True, {}, device)), sample_image(side, side)

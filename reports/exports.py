@@ -17,7 +17,7 @@ LATEX_REPLACE = {"~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"
 LATEX_COLOURS = {"best": "red", "second": "blue"}
 MD_MARKS = {"best": "**bold**", "second": "*italics*"}
 PARTIAL_MARK = "\u2020"
-MAX_COLUMNS = 8  # value columns that fit a page's text width at the default size
+MAX_COLUMNS = 6  # value columns that fit the text width of an article at 10 pt; wider tables are scaled
 
 
 def latex_escape(text: str) -> str:

@@ -130,9 +130,12 @@ def rate_quality_section(data: RunData, out: Path, reference: str | None) -> tup
         path = out / "exports" / "bd_deltas.csv"
         atomic_write_text(path, table.to_csv(index=False, float_format="%.6g"))
         written.append(path)
-        shown = table.assign(metric=table["metric"].map(data.labels.metric)).rename(columns={
+        shown = table.assign(dataset=table["dataset"].map(data.labels.dataset),
+                             metric=table["metric"].map(data.labels.metric),
+                             method=table["method"].map(data.labels.method),
+                             reference=table["reference"].map(data.labels.method)).rename(columns={
             "points": "QF points", "bd_quality_gain": "BD-quality gain", "bd_rate_change_pct": "BD-rate change (%)"})
-        section.tables.append(rows_table(f"Bjontegaard deltas against {ref} (gain: positive is better; rate "
+        section.tables.append(rows_table(f"Bjontegaard deltas against {data.labels.method(ref)} (gain: positive is better; rate "
                                          "change: negative needs fewer bits)", shown.to_dict("records"),
                                          "exports/bd_deltas.csv"))
     return section, written

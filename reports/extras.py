@@ -103,7 +103,7 @@ def flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
         return [row for k, v in value.items() for row in flat(v, f"{prefix}.{k}" if prefix else str(k))]
     if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
         return [row for i, v in enumerate(value, 1) for row in flat(v, f"{prefix} {i}")]
-    return [(prefix, text(value))]
+    return [(prefix, text(value) or "not set")]
 
 
 def rows_table(title: str, rows: list[dict[str, Any]], link: str | None = None) -> DataTable:

@@ -75,9 +75,9 @@ def paired_frame(tables: list[PairedTable]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def describe(p: Paired, reference: str, digits: int) -> str:
+def describe(p: Paired, reference: str, digits: int, *, with_p: bool = True) -> str:
     """A sentence for a cell's hover text."""
     ci = "n/a" if not math.isfinite(p.ci_low) else f"[{p.ci_low:+.{digits}f}, {p.ci_high:+.{digits}f}]"
     pval = "n/a" if not math.isfinite(p.p_value) else f"{p.p_value:.3g}"
     return (f"vs {reference} over {p.n} images: {p.wins} better, {p.ties} equal, {p.losses} worse; "
-            f"mean improvement {p.mean_diff:+.{digits}f} (95% CI {ci}); Wilcoxon p = {pval}")
+            f"mean improvement {p.mean_diff:+.{digits}f} (95% CI {ci})" + (f"; Wilcoxon p = {pval}" if with_p else ""))

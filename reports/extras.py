@@ -5,12 +5,16 @@ Both are shown generically: every figure with its caption, every CSV or JSON tab
 come from a `summary.json` in the folder when present: {"captions": {file: text}, "notes": [text, ...],
 "title": text} (captions may also be given as top-level {file: text} entries). A file that cannot be read
 becomes a visible problem line, never a failed report.
+
+Every file a section shows is linked under `report/files/` (`href`), where the report copies it, so that the
+report folder works wherever it is copied.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,8 @@ import pandas as pd
 from bench.core.paper import table2
 
 MAX_ROWS = 100
+ASSETS = "files"  # the report's copies of the run folder's files it shows, by their path in the run folder
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/\\-])(?:/[^\s/\"'<>,;:()\[\]{}|]+){2,}/?")
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
 PROFILE_NUMBERS = ("steps", "params_g", "macs_t", "time_s")
 
@@ -63,21 +69,41 @@ class Section:
 
 
 def href(run_dir: Path, path: Path) -> str:
-    """A link from `<run_dir>/report/index.html` to a file of the run folder."""
-    return "../" + quote(path.relative_to(run_dir).as_posix())
+    """The link from `report/index.html` to the report's copy of a file of the run folder."""
+    return f"{ASSETS}/" + quote(path.relative_to(run_dir).as_posix())
+
+
+def portable(value: Any) -> Any:
+    """Text with every absolute path (of this machine, which a reader of the report does not share) cut to its
+    last component; other values unchanged."""
+    if not isinstance(value, str):
+        return value
+    return ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], value)
 
 
 def text(value: Any) -> str:
-    """A table cell: numbers rounded for reading, containers as compact JSON."""
+    """A table cell for reading: numbers rounded, yes/no for flags, a mapping as `key: value` pairs and a list
+    as its items, comma-separated (never JSON or a Python repr)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool):
-        return str(value)
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:.1f}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {text(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(text(v) for v in value) or "none"
     return str(value)
+
+
+def flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """A nested configuration as (dotted key, readable value) rows for a two-column table."""
+    if isinstance(value, dict) and value:
+        return [row for k, v in value.items() for row in flat(v, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
+        return [row for i, v in enumerate(value, 1) for row in flat(v, f"{prefix} {i}")]
+    return [(prefix, text(value) or "not set")]
 
 
 def rows_table(title: str, rows: list[dict[str, Any]], link: str | None = None) -> DataTable:

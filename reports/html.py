@@ -1,8 +1,10 @@
 """`render_report`: a run folder's stored results as a self-contained HTML report with plots and exports.
 
 Reads the results store read-only and never recomputes a restoration or a metric. Everything is written
-under `<run_dir>/report/` atomically; the page links images where the run stored them (relative links),
-so it opens from disk with no server and no network. All text goes through jinja2 autoescaping.
+under `<run_dir>/report/` atomically, with a copy of every run file the page shows (`report/files/`) and
+relative links only, so the folder opens from disk anywhere it is copied, with no server and no network;
+`single_file` also writes the page as one HTML file with everything inlined. All text goes through jinja2
+autoescaping, and absolute paths of this machine are cut to their last component.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from bench.core.atomic import atomic_write_bytes, atomic_write_text
 from bench.core.paths import ANALYSES_FOLDER, safe_component
 from reports import plots
 from reports.ablations import ablation_frame, ablation_section
+from reports.assets import STANDALONE, copy_assets, single_file as write_single_file
 from reports.compare import describe, paired_frame, paired_tables
 from reports.exports import write_exports
-from reports.extras import Section, folder_section, profile_section, text
+from reports.extras import ASSETS, Section, flat, folder_section, portable, profile_section, text
 from reports.names import Labels
 from reports.paper import compare_quality, table1
 from reports.ratequality import rate_quality_section
 from reports.robustness import robustness_section
 from reports.rundata import ReportError, RunData
+from reports.stats import ALPHA, MIN_PAIRS
 from reports.tables import (
     decimals,
     per_image_wide,
@@ -42,11 +46,13 @@ log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent
 STATIC = ("report.css", "report.js")
-OWN_FOLDERS = ("plots", "exports", "static", "visual")
+OWN_FOLDERS = ("plots", "exports", "static", "visual", ASSETS)
 
 
-def render_report(run_dir: str | Path, *, reference: str | None = None, images: list[str] | None = None) -> Path:
-    """Render `<run_dir>/report/index.html` (plus plots, exports, static files) and return its path.
+def render_report(run_dir: str | Path, *, reference: str | None = None, images: list[str] | None = None,
+                  single_file: bool = False) -> Path:
+    """Render `<run_dir>/report/index.html` (plus plots, exports, static files, copies of the images it shows)
+    and return its path; with `single_file`, also `report/standalone.html` (everything inlined), returned then.
 
     `reference` compares every method with that one (default: the best mean per column); `images`
     chooses the visual comparisons (image names or `dataset:image`; default: the first of each dataset).
@@ -83,7 +89,8 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         stem = f"metric_vs_qf_{safe_component(table.dataset)}"
         written += plots.metric_vs_qf(summary, table.dataset, table.methods, table.metrics, data.labels,
                                       out / "plots", stem)
-        figures.append({"title": f"{table.dataset_label}: metrics against QF (95% CI bars)",
+        figures.append({"title": f"{table.dataset_label}: metrics against QF (log axis, ticked at the run's "
+                                 "QFs; 95% CI bars)",
                         "png": f"plots/{stem}.png", "svg": f"plots/{stem}.svg"})
     complexity_figure = None
     if profile is not None and profile.profile_rows:
@@ -104,7 +111,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "title": f"codiff-bench report: {run_dir.resolve().name}",
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "overview": _overview(data),
-        "config_json": json.dumps(data.config, indent=2, default=str, sort_keys=True),
+        "config": flat(data.config),
         "protocol": _protocol(data),
         "provenance": _provenance(data.manifest),
         "versions": sorted((data.manifest.get("versions") or {}).items()),
@@ -119,7 +126,7 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
                         for m in data.metrics],
         "tables": tables,
         "paired": [_paired_view(t, data) for t in paired],
-        "reference": reference,
+        "reference": data.labels.method(reference) if reference else None,
         "paper": _paper_view(paper, data.labels),
         "paper_scope": _paper_scope(),
         "figures": figures,
@@ -131,18 +138,22 @@ def render_report(run_dir: str | Path, *, reference: str | None = None, images: 
         "exports": sorted(p.relative_to(out).as_posix() for p in written if p.parent.name == "exports"),
         "dataset_label": data.labels.dataset,
         "metric_label": data.labels.metric,
+        "method_label": data.labels.method,
     }
     index = out / "index.html"
-    atomic_write_text(index, _environment().get_template("report.html.j2").render(**context))
+    page = _environment().get_template("report.html.j2").render(**context)
+    written += copy_assets(page, run_dir, out)
+    atomic_write_text(index, page)
     _remove_stale(out, set(written))
-    return index
+    return write_single_file(index, out / STANDALONE) if single_file else index
 
 
 def _environment():
     import jinja2
 
     return jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE / "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              finalize=portable)
 
 
 def _optional(build, name: str) -> Section | None:
@@ -157,16 +168,18 @@ def _optional(build, name: str) -> Section | None:
 def _remove_stale(out: Path, written: set[Path]) -> None:
     """Delete files of earlier renders (plots of a dataset no longer in the run, ...) from our own folders."""
     for folder in OWN_FOLDERS:
-        for path in (out / folder).glob("*"):
+        for path in sorted((out / folder).rglob("*"), reverse=True):  # files before their folders
             if path.is_file() and path not in written:
                 path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 def _overview(data: RunData) -> list[tuple[str, str]]:
     counts = data.images.groupby("dataset").size().to_dict()
-    return [("Run folder", str(data.run_dir.resolve())),
+    return [("Run folder", data.run_dir.resolve().name),
             ("Datasets", ", ".join(f"{data.labels.dataset(d)} ({counts.get(d, 0)} images)" for d in data.datasets) or "none"),
-            ("Methods with results", ", ".join(data.method_order) or "none"),
+            ("Methods with results", ", ".join(map(data.labels.method, data.method_order)) or "none"),
             ("Quality factors", ", ".join(map(str, data.qfs)) or "none"),
             ("Metrics", ", ".join(data.labels.metric(m) for m in data.metrics) or "none"),
             ("Values stored", f"{len(data.results):,}"),
@@ -222,7 +235,7 @@ def _input_notes(data: RunData) -> list[tuple[str, str, str]]:
         except ValueError:
             notes = [r.notes]
         if notes:
-            rows.append((r.dataset, r.image, "; ".join(map(str, notes))))
+            rows.append((data.labels.dataset(r.dataset), r.image, "; ".join(map(str, notes))))
     return rows
 
 
@@ -232,24 +245,37 @@ def _methods(data: RunData) -> list[dict[str, str]]:
     configured = [m for m in data.methods if m in data.configured_methods]
     for label in list(dict.fromkeys(data.method_order + configured)):
         d = data.methods.get(label) or {}
-        rows.append({"label": label, "name": text(d.get("name")), "blind": text(d.get("blind")),
-                     "steps": text(d.get("steps")), "config": text(d.get("config") or {}),
-                     "weights": text(d.get("weights") or []),
+        rows.append({"label": data.labels.method(label), "name": text(d.get("name")), "blind": text(d.get("blind")),
+                     "steps": text(d.get("steps")), "config": flat(d.get("config") or {}) if d.get("config") else [],
+                     "weights": [portable(str(w[0] if isinstance(w, (list, tuple)) and w else w))
+                                 for w in d.get("weights") or []],
                      "seconds": f"{seconds[label]:.3f}" if label in seconds else ""})
     return rows
 
 
 def _paired_view(table, data: RunData) -> dict[str, Any]:
-    """Cells of a paired table as text: win rate, p-value and a hover sentence."""
+    """Cells of a paired table as text: win rate, p-value (only where the pairs could reach significance,
+    else the reason) and a hover sentence."""
     digits = {m: decimals(data.results.loc[data.results["metric"] == m, "value"].tolist()) for m in data.metrics}
     cells = {}
     for (method, qf, metric), p in table.cells.items():
-        known = math.isfinite(p.p_value)
-        cells[(method, qf, metric)] = {"win": f"{p.win_rate:.0%}", "p": f"p={p.p_value:.2g}" if known else "",
-                                       "significant": known and p.p_value < 0.05,
-                                       "title": describe(p, table.references[(qf, metric)], digits[metric])}
-    return {"dataset": table.dataset, "methods": table.methods, "columns": table.columns,
-            "references": table.references, "cells": cells}
+        known = math.isfinite(p.p_value) and p.can_reach()
+        reference = data.labels.method(table.references[(qf, metric)])
+        cells[(method, qf, metric)] = {"win": f"{p.win_rate:.0%}", "p": f"p={p.p_value:.2g}" if known else f"n={p.n}",
+                                       "significant": known and p.p_value < ALPHA, "n": p.n,
+                                       "title": describe(p, reference, digits[metric]) if known else
+                                       f"{describe(p, reference, digits[metric], with_p=False)}; {p.too_few()}"}
+    untestable = [c for c in table.cells.values() if not c.can_reach()]
+    groups = [(qf, sum(1 for q, _ in table.columns if q == qf)) for qf in dict.fromkeys(q for q, _ in table.columns)]
+    references = set(table.references.values())
+    return {"dataset": table.dataset, "methods": table.methods, "columns": table.columns, "groups": groups,
+            "one_reference": data.labels.method(references.pop()) if len(references) == 1 else None,
+            "references": table.references, "cells": cells,
+            "reference_labels": {k: data.labels.method(v) for k, v in table.references.items()},
+            "untestable": f"No p-value is shown where the two methods differ on fewer than {MIN_PAIRS} images: "
+                          f"the two-sided Wilcoxon signed-rank test cannot reach p < {ALPHA:g} below {MIN_PAIRS} "
+                          "non-zero differences (its smallest p-value is 2 / 2^n), so only the win rate is "
+                          "shown there." if untestable else ""}
 
 
 def _paper_view(paper: pd.DataFrame, labels: Labels) -> list[dict[str, str]]:
@@ -257,7 +283,8 @@ def _paper_view(paper: pd.DataFrame, labels: Labels) -> list[dict[str, str]]:
     for r in paper.itertuples():
         digits = decimals([r.paper, r.measured])
         ci = f"[{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]" if math.isfinite(r.ci_low) else ""
-        rows.append({"dataset": labels.dataset(r.dataset), "method": r.method, "paper_method": r.paper_method,
+        rows.append({"dataset": labels.dataset(r.dataset), "method": labels.method(r.method),
+                     "paper_method": r.paper_method,
                      "qf": r.qf, "metric": labels.metric(r.metric), "paper": f"{r.paper:.{digits}f}",
                      "measured": f"{r.measured:.{digits}f}", "ci": ci, "n": r.n,
                      "difference": f"{r.difference:+.{digits}f}",

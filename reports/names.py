@@ -1,13 +1,20 @@
 """Display names and better directions of a run's metrics and datasets, from what the run recorded.
 
 The run engine stores each metric's facts (label, direction; declared once, in `bench.metrics.specs`) and each
-dataset's label (datasets.yaml) with its results, so reports keep no table of their own.
+dataset's label (datasets.yaml) with its results. Methods are spelt as the paper spells them (JPEG, FBCNN, CODiff;
+from `bench.core.paper`), the project's own small models as named in their documentation, and any other run label
+as the user wrote it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from bench.core.paper import PAPER_METHODS
+
+METHOD_SPELLINGS = {**{ours: paper for paper, ours in PAPER_METHODS.items() if not paper.endswith("*")},
+                    "cave": "CaVE", "cave-small": "CaVE-small"}
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,9 @@ class Labels:
 
     def metric(self, name: str) -> str:
         return str((self.metric_info.get(name) or {}).get("label") or name)
+
+    def method(self, label: str) -> str:
+        return METHOD_SPELLINGS.get(label, label)
 
     def dataset(self, name: str) -> str:
         return str((self.dataset_info.get(name) or {}).get("label") or name)

@@ -49,10 +49,11 @@ def save(fig, folder: Path, stem: str) -> list[Path]:
 
 def metric_vs_qf(summary: pd.DataFrame, dataset: str, methods: list[str], metrics: list[str],
                  labels: Labels, folder: Path, stem: str) -> list[Path]:
-    """One panel per metric: mean with its 95% interval against QF, one line per method."""
+    """One panel per metric: mean with its 95% interval against QF (log axis ticked at the run's QFs), one line
+    per method."""
     part = summary[summary["dataset"] == dataset]
-    return _metric_lines(part, "qf", "JPEG quality factor", methods, metrics, labels, labels.dataset(dataset),
-                         folder, stem)
+    return _metric_lines(part, "qf", "JPEG quality factor (log scale)", methods, metrics, labels,
+                         labels.dataset(dataset), folder, stem, ticks=sorted({int(q) for q in part["qf"]}))
 
 
 def metric_vs_rate(points: pd.DataFrame, methods: list[str], metrics: list[str], labels: Labels, folder: Path,
@@ -64,7 +65,8 @@ def metric_vs_rate(points: pd.DataFrame, methods: list[str], metrics: list[str],
 
 
 def _metric_lines(part: pd.DataFrame, x: str, xlabel: str, methods: list[str], metrics: list[str], labels: Labels,
-                  title: str, folder: Path, stem: str, *, log_x: bool = False) -> list[Path]:
+                  title: str, folder: Path, stem: str, *, log_x: bool = False,
+                  ticks: list[int] | None = None) -> list[Path]:
     fig, axes = _panels(len(metrics), 3.6, 2.9)
     for ax, metric in zip(axes.flat, metrics):
         for method in methods:
@@ -73,10 +75,13 @@ def _metric_lines(part: pd.DataFrame, x: str, xlabel: str, methods: list[str], m
                 continue
             low = (line["mean"] - line["ci_low"]).fillna(0).clip(lower=0)
             high = (line["ci_high"] - line["mean"]).fillna(0).clip(lower=0)
-            ax.errorbar(line[x], line["mean"], yerr=[low, high], marker="o", ms=4, capsize=2, label=plain(method))
+            ax.errorbar(line[x], line["mean"], yerr=[low, high], marker="o", ms=4, capsize=2,
+                        label=plain(labels.method(method)))
         ax.set_title(f"{labels.metric(metric)} {labels.arrow(metric)}")
         ax.set_xlabel(xlabel)
-        if log_x:
+        if ticks:
+            at_values(ax, ticks)
+        elif log_x:
             from matplotlib.ticker import FuncFormatter
 
             ax.set_xscale("log")
@@ -84,6 +89,17 @@ def _metric_lines(part: pd.DataFrame, x: str, xlabel: str, methods: list[str], m
                 axis(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(alpha=0.3)
     return _finish(fig, axes, len(metrics), title, folder, stem)
+
+
+def at_values(ax, values: list[int]) -> None:
+    """A log x axis ticked at `values` only (the run's QFs: QF 1 ticked, no tick where there is no data)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ax.set_xlim(min(values) / 1.3, max(values) * 1.3)
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def drops(pooled: pd.DataFrame, methods: list[str], variants: list[str], metrics: list[str], labels: Labels,
@@ -99,7 +115,8 @@ def drops(pooled: pd.DataFrame, methods: list[str], variants: list[str], metrics
             y = [j - 0.4 + step * (i + 0.5) for j in range(len(variants))]
             low = (line["drop"] - line["ci_low"]).fillna(0).clip(lower=0)
             high = (line["ci_high"] - line["drop"]).fillna(0).clip(lower=0)
-            ax.errorbar(line["drop"], y, xerr=[low, high], fmt="o", ms=4, capsize=2, label=plain(method))
+            ax.errorbar(line["drop"], y, xerr=[low, high], fmt="o", ms=4, capsize=2,
+                        label=plain(labels.method(method)))
         ax.axvline(0, color="tab:gray", lw=0.8)
         ax.set_yticks(range(len(variants)), [plain(v) for v in variants] if ax in axes[:, 0] else [])
         ax.invert_yaxis()
@@ -135,7 +152,7 @@ def complexity(rows: list[dict[str, Any]], folder: Path, stem: str) -> list[Path
     panels = [(k, t) for k, t in PROFILE_PANELS if any(number(r.get(k)) is not None for r in rows)]
     if not panels:
         return []
-    labels = [plain(r.get("method", "?")) + (f" ({r['dtype']})" if r.get("dtype") else "") for r in rows]
+    labels = [plain(Labels().method(str(r.get("method", "?")))) + (f" ({r['dtype']})" if r.get("dtype") else "") for r in rows]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (key, title) in zip(axes.flat, panels):
         x = range(len(rows))

@@ -171,11 +171,14 @@ def rate_quality_section(data: RunData, out: Path, reference: str | None) -> tup
         path = out / "exports" / "bd_deltas.csv"
         atomic_write_text(path, table.to_csv(index=False, float_format="%.6g"))
         written.append(path)
-        shown = table.assign(metric=table["metric"].map(data.labels.metric)).drop(columns="interpolation").rename(
-            columns=_shown_columns())
-        section.tables.append(rows_table(f"Bjontegaard deltas against {ref}, {DEFAULT_INTERPOLATION} "
-                                         "interpolation first (gain: positive is better; rate change: negative "
-                                         "needs fewer bits)", shown.to_dict("records"),
+        shown = table.assign(dataset=table["dataset"].map(data.labels.dataset),
+                             metric=table["metric"].map(data.labels.metric),
+                             method=table["method"].map(data.labels.method),
+                             reference=table["reference"].map(data.labels.method)).drop(
+            columns="interpolation").rename(columns=_shown_columns())
+        section.tables.append(rows_table(f"Bjontegaard deltas against {data.labels.method(ref)}, "
+                                         f"{DEFAULT_INTERPOLATION} interpolation first (gain: positive is better; "
+                                         "rate change: negative needs fewer bits)", shown.to_dict("records"),
                                          "exports/bd_deltas.csv"))
     return section, written
 

@@ -104,9 +104,9 @@ def _table(part: pd.DataFrame, data: RunData, dataset: str) -> DataTable:
     for (method, variant, metric), group in part.groupby(["method", "variant", "metric"], sort=False):
         digits = decimals(data.results.loc[data.results["metric"] == metric, "value"].tolist() or [0.0])
         cells = {q: _cell(r, digits) for q, r in zip(group["qf"], group.itertuples())}
-        rows.append({"method": method, "variant": variant, "metric": data.labels.metric(metric),
+        rows.append({"method": data.labels.method(method), "variant": variant, "metric": data.labels.metric(metric),
                      "all QFs": cells.get(ALL_QFS, ""), **{f"QF {q}": cells.get(q, "") for q in qfs}})
-    order = {m: i for i, m in enumerate(data.method_order)}
+    order = {data.labels.method(m): i for i, m in enumerate(data.method_order)}
     rows.sort(key=lambda r: order.get(r["method"], len(order)))
     return rows_table(f"{data.labels.dataset(dataset)}: drop from the clean protocol, mean [95% CI] (positive: "
                       "worse)", rows, "exports/robustness.csv")

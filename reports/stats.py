@@ -12,6 +12,8 @@ import numpy as np
 
 N_BOOT = 2000
 LEVEL = 0.95
+ALPHA = 0.05
+MIN_PAIRS = next(m for m in range(1, 64) if 2.0 * 0.5 ** m < ALPHA)  # 6 at 0.05: the two-sided exact bound
 
 
 def bootstrap_ci(values: np.ndarray, *, n_boot: int = N_BOOT, level: float = LEVEL,
@@ -43,6 +45,24 @@ class Paired:
     @property
     def win_rate(self) -> float:
         return self.wins / self.n if self.n else math.nan
+
+    @property
+    def smallest_p(self) -> float:
+        """The smallest two-sided p-value the signed-rank test can give over these pairs: 2 / 2^m for the m
+        non-zero differences (all of one sign), whatever the values."""
+        return min(1.0, 2.0 * 0.5 ** (self.wins + self.losses))
+
+    def can_reach(self, alpha: float = ALPHA) -> bool:
+        """Whether any outcome over this many non-zero differences could be significant at `alpha`."""
+        return self.smallest_p < alpha
+
+    def too_few(self, alpha: float = ALPHA) -> str:
+        """Why no p-value is worth showing, or '' when one is."""
+        if self.can_reach(alpha):
+            return ""
+        m = self.wins + self.losses
+        return (f"{m} non-zero difference{'s' if m != 1 else ''}: the Wilcoxon signed-rank test cannot reach "
+                f"p < {alpha:g} below {MIN_PAIRS} (its smallest p here is {self.smallest_p:.3g})")
 
 
 def paired_comparison(values: np.ndarray, reference: np.ndarray, *, lower_better: bool,

@@ -75,10 +75,22 @@ class QualityTable:
     arrows: dict[str, str]
     dataset_label: str = ""
     metric_labels: dict[str, str] = field(default_factory=dict)
+    method_labels: dict[str, str] = field(default_factory=dict)
     cells: dict[tuple[str, int, str], Cell] = field(default_factory=dict)
 
     def cell(self, method: str, qf: int, metric: str) -> Cell | None:
         return self.cells.get((method, qf, metric))
+
+    def method_label(self, method: str) -> str:
+        return self.method_labels.get(method, method)
+
+    @property
+    def marks(self) -> list[tuple[str, str]]:
+        """The colour marks this table uses, as (rank, meaning): a legend true for any number of methods
+        (one method: none; two: only 'best', which is then 'the better of the two')."""
+        used = {c.rank for c in self.cells.values()}
+        best = "best" if "second" in used else ("better of the two" if len(self.methods) == 2 else "best")
+        return [(rank, meaning) for rank, meaning in (("best", best), ("second", "second")) if rank in used]
 
     @property
     def columns(self) -> list[tuple[int, str]]:
@@ -97,7 +109,8 @@ def quality_tables(data: RunData, summary: pd.DataFrame) -> list[QualityTable]:
                              qfs=sorted({int(q) for q in part["qf"]}), metrics=metrics,
                              arrows={m: data.labels.arrow(m) for m in metrics},
                              dataset_label=data.labels.dataset(dataset),
-                             metric_labels={m: data.labels.metric(m) for m in metrics})
+                             metric_labels={m: data.labels.metric(m) for m in metrics},
+                             method_labels={m: data.labels.method(m) for m in data.method_order})
         for metric in metrics:
             rows = part[part["metric"] == metric]
             digits = decimals(rows["mean"].tolist())

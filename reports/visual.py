@@ -1,12 +1,13 @@
 """Visual comparison panels (LQ / each method / HQ per QF) and the per-image results table.
 
-Outputs and HQ images are linked where the run stored them (relative links from `report/`). The LQ is
-shown as the harness decoded it, saved losslessly under `report/visual/`: browsers decode a JPEG shown
+Outputs and HQ images are linked under `report/files/` (copies of the run folder's files, made by the report).
+The LQ is shown as the harness decoded it, saved losslessly under `report/visual/`: browsers decode a JPEG shown
 smaller than its size with DCT scaling, which would make the LQ tile look unlike what the methods received.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ class Tile:
     caption: str = ""
     missing: str = ""
     jpeg: str | None = None
+    also: list[str] = field(default_factory=list)  # methods whose output is this very image
+
+    @property
+    def note(self) -> str:
+        if not self.also:
+            return ""
+        return f"= {' = '.join(self.also)} output (the same pixels, shown once)"
 
 
 @dataclass
@@ -42,6 +50,11 @@ class Panel:
     height: int
     notes: list[str]
     rows: list[tuple[int, list[Tile]]] = field(default_factory=list)
+
+    @property
+    def columns(self) -> int:
+        """Tiles of the widest row: every row uses this grid, so that a tile stays above the same method's."""
+        return max((len(tiles) for _, tiles in self.rows), default=1)
 
     @property
     def aspect(self) -> str:
@@ -71,7 +84,12 @@ def choose_images(data: RunData, requested: list[str] | None) -> tuple[list[tupl
 
 
 def panels(data: RunData, chosen: list[tuple[str, str]], folder: Path) -> tuple[list[Panel], list[Path]]:
-    """The panels of the chosen images, and the decoded LQ files written for them under `folder`."""
+    """The panels of the chosen images, and the decoded LQ files written for them under `folder`.
+
+    Each QF row shows the LQ input and each method's output, an image that repeats one shown before it in the
+    row (the JPEG method returns its input) once, under every name it stands for; the HQ reference is shown
+    once per panel, in its first row.
+    """
     digits = _digits(data.results)
     written = []
     values = {k: g for k, g in data.results.groupby(["dataset", "image", "method", "qf"])}
@@ -83,6 +101,7 @@ def panels(data: RunData, chosen: list[tuple[str, str]], folder: Path) -> tuple[
         lq = data.lq[(data.lq["dataset"] == dataset) & (data.lq["image"] == image)]
         out = data.outputs[(data.outputs["dataset"] == dataset) & (data.outputs["image"] == image)]
         for qf in data.qfs:
+            shown: dict[str, Tile] = {}  # pixel digest -> the tile showing that image
             tiles = []
             lq_row = lq[lq["qf"] == qf]
             jpeg = data.run_file(lq_row.iloc[0]["path"]) if not lq_row.empty else None
@@ -97,6 +116,7 @@ def panels(data: RunData, chosen: list[tuple[str, str]], folder: Path) -> tuple[
                     tile = Tile(tile.label, f"{folder.name}/{png.name}",
                                 _bpp(int(lq_row.iloc[0]["bytes"]), panel.width, panel.height),
                                 jpeg=href(data.run_dir, jpeg))
+                    shown[_digest(png)] = tile
             tiles.append(tile)
             for method in data.method_order:
                 row = out[(out["method"] == method) & (out["qf"] == qf)]
@@ -105,11 +125,32 @@ def panels(data: RunData, chosen: list[tuple[str, str]], folder: Path) -> tuple[
                 caption = "" if group is None else " \u00b7 ".join(
                     f"{data.labels.metric(m)} {fmt(v, digits.get(m, 4))}"
                     for m, v in sorted(zip(group["metric"], group["value"]), key=lambda x: data.metrics.index(x[0])))
-                tiles.append(_tile(data, method, path, caption, _error(data, dataset, image, method, qf)))
-            tiles.append(_tile(data, "HQ (reference)", hq, f"{panel.width} x {panel.height}", "HQ file missing"))
+                label = data.labels.method(method)
+                key = _digest(path) if path else None
+                same = shown.get(key) if key else None
+                if same is not None:
+                    same.also.append(label)
+                    same.caption = " \u00b7 ".join(filter(None, [same.caption, caption]))
+                    continue
+                tile = _tile(data, label, path, caption, _error(data, dataset, image, method, qf))
+                if key:
+                    shown[key] = tile
+                tiles.append(tile)
+            if not panel.rows:
+                tiles.append(_tile(data, "HQ (reference)", hq, f"{panel.width} x {panel.height}", "HQ file missing"))
             panel.rows.append((qf, tiles))
         result.append(panel)
     return result, written
+
+
+def _digest(path: Path) -> str:
+    """What an image shows, as a hash of its decoded pixels (files of other formats or names can be equal)."""
+    import cv2
+
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        return f"unreadable:{path}"
+    return hashlib.sha256(f"{pixels.shape}{pixels.dtype}".encode() + pixels.tobytes()).hexdigest()
 
 
 def _decoded_png(jpeg: Path, target: Path) -> Path:
@@ -159,6 +200,8 @@ class ImageTable:
 
 
 def image_tables(data: RunData, panel_list: list[Panel]) -> list[ImageTable]:
+    """Per-image values; the outputs of the images shown in the visual comparison are linked (the report
+    carries copies of those only)."""
     wide = per_image_wide(data.results)
     digits = _digits(data.results)
     anchors = {(p.dataset, p.image): p.anchor for p in panel_list}
@@ -173,10 +216,11 @@ def image_tables(data: RunData, panel_list: list[Panel]) -> list[ImageTable]:
         order = {m: i for i, m in enumerate(data.method_order)}
         part = part.assign(_o=part["method"].map(order)).sort_values(["image", "qf", "_o"])
         for r in part.to_dict("records"):
-            path = data.run_file(outputs.get((dataset, r["image"], r["method"], int(r["qf"]))))
+            anchor = anchors.get((dataset, r["image"]))
+            path = data.run_file(outputs.get((dataset, r["image"], r["method"], int(r["qf"])))) if anchor else None
             table.rows.append({
-                "image": r["image"], "qf": int(r["qf"]), "method": r["method"],
-                "anchor": anchors.get((dataset, r["image"])), "href": href(data.run_dir, path) if path else None,
+                "image": r["image"], "qf": int(r["qf"]), "method": data.labels.method(r["method"]),
+                "anchor": anchor, "href": href(data.run_dir, path) if path else None,
                 "values": [(_sort_key(r[m]), fmt(r[m], digits.get(m, 4))) for m in metrics]})
         tables.append(table)
     return tables

@@ -121,6 +121,7 @@ def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = N
     import cv2
 
     from bench.core.paths import safe_component, safe_names
+    from bench.core.protocol import decode_jpeg
     from bench.store import ResultsStore
 
     datasets = datasets if datasets is not None else {"live1": ["img_a.png", "img_b.png", *REPORT_HOSTILE_NAMES],
@@ -173,7 +174,9 @@ def build_report_run(run_dir: Path, *, datasets: dict[str, list[str]] | None = N
                             continue
                         out_rel = f"outputs/{safe_component(dataset)}/{safe_component(label)}/qf{qf}/{stems[image]}.png"
                         (run_dir / out_rel).parent.mkdir(parents=True, exist_ok=True)
-                        cv2.imwrite(str(run_dir / out_rel), hq)
+                        # the JPEG method returns its input as decoded; the others made-up pictures
+                        picture = decode_jpeg(data.tobytes())[:, :, ::-1] if name == "jpeg" else hq
+                        cv2.imwrite(str(run_dir / out_rel), picture)
                         store.put_output(unit_id, out_rel, "", 0.01 * (1 + skill[label]), [])
                         gain = skill[label] + 0.3 * rng.standard_normal()
                         store.put_results(unit_id, {m: _report_value(m, lb, gain, qf) for m, lb in metrics.items()},

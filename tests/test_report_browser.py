@@ -1,5 +1,6 @@
 """The report in a real browser: headless Chromium opens it from disk, logs no console message, and its
-sorting and synchronised zoom work; a screenshot is kept in the run folder."""
+sorting and synchronised zoom work; a screenshot is kept in the run folder. The report folder copied alone to
+an empty folder, and the single-file report alone, load every image, style and script they use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -41,6 +43,23 @@ PROBE = """<script>
   out.pageWidth = document.documentElement.scrollWidth;
   out.windowWidth = window.innerWidth;
   document.body.setAttribute('data-probe', JSON.stringify(out));
+}());
+</script>
+</body>"""
+
+
+LOADS = """<script>
+(function () {
+  var images = Array.prototype.slice.call(document.images);
+  images.forEach(function (img) { img.loading = 'eager'; });  // lazy ones too: the load event waits for them
+  window.addEventListener('load', function () {
+    document.body.setAttribute('data-loads', JSON.stringify({
+      images: images.length,
+      failed: images.filter(function (i) { return !i.complete || !i.naturalWidth; })
+                    .map(function (i) { return i.getAttribute('src').slice(0, 200); }),
+      styled: getComputedStyle(document.querySelector('header')).position,
+      scripted: document.querySelector('.vp img').style.width !== ''}));  // report.js placed the crops
+  });
 }());
 </script>
 </body>"""
@@ -98,3 +117,48 @@ def test_report_in_headless_chromium(tmp_path, report_run_builder):
     assert len(set(result["left"])) == 1 and float(result["left"][0].rstrip("px")) < 0
     assert result["rendering"] == "pixelated", "zoomed tiles must show pixels (8x8 blocks), not smoothing"
     assert result["pageWidth"] <= result["windowWidth"], "a table is wider than the page instead of scrolling"
+
+
+def loads(exe: str, page: Path, profile: Path) -> dict:
+    """Open `page` with a probe that loads every image (lazy ones too) and reports the ones that failed."""
+    probe = page.with_name("probe-loads.html")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", LOADS), encoding="utf-8")
+    try:
+        done = open_headless(exe, probe, profile, "--virtual-time-budget=20000", "--dump-dom")
+    finally:
+        probe.unlink()
+    assert console_messages(done.stderr) == [], "the copied report logged to the console"
+    match = re.search(r'data-loads="([^"]*)"', done.stdout)
+    assert match, "the load probe did not finish"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def test_copied_report_and_single_file_load_everything_alone(tmp_path, report_run_builder):
+    """`report/` copied to an empty folder (no run folder beside it), and `standalone.html` copied alone, show
+    every image with their styles and scripts: no request fails, nothing is logged."""
+    from bench.cli import main
+
+    exe = chromium()
+    run_dir = report_run_builder(tmp_path / "run")
+    assert main(["report", str(run_dir), "--single-file"]) == 0
+    copied = tmp_path / "elsewhere" / "supplement"
+    shutil.copytree(run_dir / "report", copied)
+    shutil.rmtree(run_dir)  # nothing of the run folder is left to reach
+    alone = tmp_path / "mail" / "report.html"
+    alone.parent.mkdir()
+    shutil.move(copied / "standalone.html", alone)
+
+    for page in (copied / "index.html", alone):
+        result = loads(exe, page, tmp_path / "profile")
+        assert result["images"] > 10 and result["failed"] == [], (page.name, result["failed"])
+        assert result["styled"] == "sticky", f"{page.name}: the stylesheet did not load"
+        assert result["scripted"], f"{page.name}: the script did not run"
+    text = alone.read_text(encoding="utf-8")
+    links = re.findall(r'(?:src|href)="([^"#][^"]*)"', text)
+    assert links and all(link.startswith("data:") for link in links), [x[:60] for x in links if not x.startswith("data:")]
+    assert "<style>" in text and "<script>" in text and 'src="static/' not in text
+    # every link of the copied folder (downloads too) resolves inside it
+    index = (copied / "index.html").read_text(encoding="utf-8")
+    for link in re.findall(r'(?:src|href)="([^"#][^"]*)"', index):
+        target = (copied / unquote(html.unescape(link))).resolve()
+        assert target.is_file() and copied.resolve() in target.parents, link

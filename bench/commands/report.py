@@ -13,6 +13,9 @@ def register(subparsers) -> None:
     parser.add_argument("--images", nargs="+", metavar="IMAGE",
                         help="images for the visual comparison: names, or dataset:name (default: the first "
                              "of each dataset)")
+    parser.add_argument("--single-file", action="store_true",
+                        help="also write report/standalone.html: the whole report as one HTML file, every image, "
+                             "style and script inlined (to mail or attach to a paper)")
     parser.set_defaults(func=report_command)
 
 
@@ -22,7 +25,8 @@ def report_command(args: argparse.Namespace) -> int:
 
     if args.images:
         check_images(args.run_dir, args.images)
-    print(shown(render_report(args.run_dir, reference=args.reference, images=args.images)))
+    print(shown(render_report(args.run_dir, reference=args.reference, images=args.images,
+                              single_file=args.single_file)))
     return 0
 
 

@@ -100,6 +100,14 @@
     apply();
   }
 
+  // printing shows every folded table and list: open each <details> before, restore them after
+  var folded = [];
+  window.addEventListener('beforeprint', function () {
+    folded = Array.prototype.filter.call(document.querySelectorAll('details'), function (d) { return !d.open; });
+    folded.forEach(function (d) { d.open = true; });
+  });
+  window.addEventListener('afterprint', function () { folded.forEach(function (d) { d.open = false; }); });
+
   document.querySelectorAll('table.sortable').forEach(makeSortable);
   document.querySelectorAll('input.filter').forEach(makeFilter);
   document.querySelectorAll('.cmp').forEach(makeZoomable);

@@ -255,7 +255,7 @@ def baselines_fbcnn_state_dict():
 
 RELIABILITY_FORKSERVER = r'''
 import json, os, sys, traceback
-import bench.cli, bench.metrics, bench.runner, methods.jpeg, pyiqa  # slow imports, done once before any fork
+import bench.cli, bench.engine, bench.metrics, methods.jpeg, pyiqa  # slow imports, done once before any fork
 while line := sys.stdin.readline():
     request = json.loads(line)
     if request["op"] == "spawn":

@@ -101,7 +101,7 @@ def test_the_fingerprint_follows_the_program_and_the_options_that_change_outputs
 
 def test_an_absent_jpegqs_is_skipped_with_the_install_command(tmp_path):
     from bench.config import RunConfig
-    from bench.runner import Runner
+    from bench.engine import Runner
 
     method = create_method("jpegqs", program="no-such-jpegqs")
     with pytest.raises(MethodError, match="apt-get install jpegqs"):
@@ -179,10 +179,10 @@ def test_the_embedded_default_lists_the_installable_restorers_beside_jpeg_and_ca
     from bench.config import RunConfig
 
     default = Path(__file__).resolve().parents[1] / "bench" / "data" / "default.yaml"
-    methods = [spec.method for spec in RunConfig.from_file(default).method_specs()]
+    methods = [spec.method for spec in RunConfig.load(default).method_specs()]
     assert methods[:4] == ["jpeg", "jpegqs", "ffmpeg-spp", "cave-small"]
     robustness = Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml"
-    assert {"jpegqs", "ffmpeg-spp"} <= {spec.method for spec in RunConfig.from_file(robustness).method_specs()}
+    assert {"jpegqs", "ffmpeg-spp"} <= {spec.method for spec in RunConfig.load(robustness).method_specs()}
 
 
 @needs_jpegqs

@@ -144,7 +144,7 @@ def test_paper_codiff_options_are_the_release_test_script():
     from methods.codiff.method import Codiff
     from methods.codiff.pipeline import resolve_dtype
 
-    config = RunConfig.from_file(REPO / "configs" / "paper.yaml")
+    config = RunConfig.load(REPO / "configs" / "paper.yaml")
     assert config.device == "cuda"
     spec = next(s for s in config.method_specs() if s.method == "codiff")
     opts = Codiff(**spec.config).opts

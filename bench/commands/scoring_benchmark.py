@@ -95,8 +95,8 @@ def _time_units(folder, rgb, qf: int, method, metrics: dict, units: int) -> dict
     from bench.core.atomic import atomic_write_bytes
     from bench.core.imageio import encode_png, to_tensor, to_uint8
     from bench.core.protocol import JpegProtocol, decode_jpeg
-    from bench.runner import decode_png
-    from bench.store import ResultsStore, UnitKey
+    from bench.core.imageio import read_rgb8
+    from bench.store import ResultsStore
     from methods.base import RestoreRequest
 
     hq_path, lq_path, out_path = folder / "hq.png", folder / "lq.jpg", folder / "out.png"
@@ -113,9 +113,9 @@ def _time_units(folder, rgb, qf: int, method, metrics: dict, units: int) -> dict
 
     with ResultsStore(folder / ResultsStore.FILENAME) as store:
         for index in tqdm(range(units + 1), desc="units", unit="unit"):  # the first, untimed, warms up
-            key = UnitKey("benchmark", f"image{index}", method.name, qf, "f" * 16, "p" * 16)
+            key = f"benchmark-unit-{index}"
             start = time.perf_counter()
-            hq = to_tensor(decode_png(hq_path))
+            hq = to_tensor(read_rgb8(hq_path).rgb)
             jpeg = lq_path.read_bytes()
             lq = to_tensor(decode_jpeg(jpeg))
             start = timed("read", start)
@@ -131,8 +131,8 @@ def _time_units(folder, rgb, qf: int, method, metrics: dict, units: int) -> dict
                 with torch.inference_mode():
                     values[name] = float(metric(out, hq if metric.full_reference else None)[0])
                 start = timed(f"metric {name}", start)
-            store.put_output(key, out_path.name, 0.0, [])
-            store.put_results(key, values)
+            store.put_output(key, out_path.name, "", 0.0, [])
+            store.put_results(key, values, {name: "benchmark" for name in values})
             timed("store", start)
             if index == 0:
                 times.clear()

@@ -128,7 +128,8 @@ def test_run_engine_writes_the_cave_analysis_into_the_run_folder(tmp_path: Path,
     caves = [f"a={_tiny_cave(tmp_path / 'a')}", f"gone={tmp_path / 'gone.safetensors'}"]
     config = RunConfig.from_dict({"images": [str(image_folder)], "datasets": [], "qf": [10], "methods": ["jpeg"],
                                   "metrics": ["psnr"], "run_dir": str(tmp_path / "run"), "report": False,
-                                  "analyses": [{"name": "cave", "caves": caves, "qfs": [1, 5, 10, 50], "crops": 0}]})
+                                  "analyses": [{"name": "cave", "when": "always", "caves": caves, "qfs": [1, 5, 10, 50],
+                                                "crops": 0}]})
     summary = Runner(config, progress=False).run()
     out = tmp_path / "run" / "analyses" / "cave"
     written = json.loads((out / "summary.json").read_text())

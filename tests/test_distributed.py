@@ -53,8 +53,8 @@ def _torchrun(folder: Path, run_dir: Path) -> list[str]:
 
 def _table(run_dir: Path) -> list[tuple]:
     with sqlite3.connect(run_dir / "results.sqlite") as conn:
-        return conn.execute("SELECT dataset, image, method, qf, metric, value FROM results "
-                            "ORDER BY dataset, image, method, qf, metric").fetchall()
+        return conn.execute("SELECT p.dataset, p.image, p.method, p.qf, r.metric, r.value FROM plan_units p "
+                            "JOIN results r ON r.unit_id = p.unit_id ORDER BY 1, 2, 3, 4, 5").fetchall()
 
 
 def test_two_processes_equal_one_and_a_killed_worker_resumes(tmp_path, make_images):

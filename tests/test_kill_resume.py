@@ -69,11 +69,12 @@ def snapshot(run_dir: Path) -> dict:
     """Every row of the store (all tables, not only the current view) and every image file, by content."""
     with sqlite3.connect(f"file:{run_dir / ResultsStore.FILENAME}?mode=ro", uri=True) as con:
         rows = {table: sorted(con.execute(f"SELECT {columns} FROM {table}").fetchall()) for table, columns in {
-            "results": "dataset, image, method, qf, metric, value, fingerprint, protocol",
-            "outputs": "dataset, image, method, qf, fingerprint, protocol, path",
-            "errors": "dataset, image, method, qf, stage, message",
-            "images": "dataset, image, protocol, hq_path, width, height, notes",
-            "lq": "dataset, image, protocol, qf, path, bytes"}.items()}
+            "results": "unit_id, metric, metric_fp, value",
+            "outputs": "unit_id, path, sha256",
+            "errors": "subject, stage, message",
+            "inputs": "image_id, protocol, hq_path, hq_sha256, width, height, notes",
+            "lq": "image_id, protocol, qf, path, sha256, bytes",
+            "plan_units": "variant, dataset, image, method, qf, unit_id"}.items()}
     files = {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in run_dir.rglob("*")
              if p.suffix in (".png", ".jpg", ".csv")}
     return {"rows": rows, "files": files}

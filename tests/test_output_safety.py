@@ -18,7 +18,7 @@ from bench.config import RunConfig
 from bench.core.atomic import TMP_MARK
 from bench.core.imageio import read_rgb8
 from bench.core.paths import inside, safe_component, safe_names
-from bench.engine import Runner, WorkUnit
+from bench.engine import Planner, Runner, RunLayout
 from bench.store import ResultsStore
 
 HOSTILE_LABELS = ["../../x", "x", "/tmp/absolute", "..", "a/b", "", "x" * 300]
@@ -91,13 +91,9 @@ def test_hostile_labels_dataset_names_and_image_names_stay_inside(tmp_path, make
         outputs, results = store.outputs_frame(), store.results_frame()
     assert len(outputs) == len(methods) * 2 and outputs["path"].is_unique
     assert len(results) == len(methods) * 2 and results["value"].nunique() == 2  # same method, same two images
-    for unit_dir in (runner.unit(u).work_dir for u in _units(runner)):
-        inside(run_dir, unit_dir)
-
-
-def _units(runner: Runner) -> list[WorkUnit]:
-    entries = runner.entries(runner.datasets())
-    return [WorkUnit(spec.label, e, 10) for spec in runner.config.method_specs() for e in entries]
+    layout = RunLayout(run_dir)
+    for unit in Planner(config).plan().units:
+        inside(run_dir, layout.unit(unit, "block").work_dir)
 
 
 def test_two_image_folders_with_one_name_are_refused(tmp_path, make_images, capsys):

@@ -51,7 +51,7 @@ def _config(tmp_path: Path, images: Path, gate: Path) -> Path:
 def _rows(run_dir: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{run_dir / ResultsStore.FILENAME}?mode=ro", uri=True) as con:
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("results", "outputs", "errors", "images", "lq", "meta")}
+                for t in ("results", "outputs", "errors", "inputs", "lq", "meta", "plan_units")}
 
 
 def test_a_second_run_on_a_busy_folder_refuses_and_the_first_is_intact(tmp_path, image_folder, reliability_server):

@@ -133,7 +133,8 @@ def test_rows_missing_beside_written_files_are_restored(tmp_path, image_folder):
     assert Runner(config, progress=False).run().exit_status == 0
     before = snapshot(tmp_path / "run")
     with sqlite3.connect(tmp_path / "run" / ResultsStore.FILENAME) as con:
-        con.execute("DELETE FROM lq WHERE image = 'img00.png' AND qf = 30")
-        con.execute("DELETE FROM images WHERE image = 'img01.png'")
+        image_id = "SELECT image_id FROM plan_images WHERE image = '{}'"
+        con.execute(f"DELETE FROM lq WHERE image_id = ({image_id.format('img00.png')}) AND qf = 30")
+        con.execute(f"DELETE FROM inputs WHERE image_id = ({image_id.format('img01.png')})")
     assert Runner(config, progress=False).run().exit_status == 0
     assert snapshot(tmp_path / "run") == before

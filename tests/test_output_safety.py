@@ -41,9 +41,9 @@ def _argv(images: Path, run_dir: Path) -> list:
 
 def _store_rows(run_dir: Path) -> dict[str, list]:
     with sqlite3.connect(f"file:{run_dir / ResultsStore.FILENAME}?mode=ro", uri=True) as con:
-        return {"results": sorted(con.execute("SELECT dataset, image, method, qf, metric, value FROM results")),
-                "outputs": sorted(con.execute("SELECT dataset, image, method, qf, path FROM outputs")),
-                "errors": sorted(con.execute("SELECT dataset, image, stage, message FROM errors"))}
+        return {"results": sorted(con.execute("SELECT unit_id, metric, value FROM results")),
+                "outputs": sorted(con.execute("SELECT unit_id, path, sha256 FROM outputs")),
+                "errors": sorted(con.execute("SELECT subject, stage, message FROM errors"))}
 
 
 def _assert_nothing_partial(run_dir: Path) -> None:

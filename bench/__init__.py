@@ -2,8 +2,8 @@
 
 Layers, each importing only those below it (import-linter contracts in pyproject.toml): `core` (the base
 layer: errors, typed configs, the generic registry, IO, the JPEG protocol, weight files); the services
-`datasets`, `metrics`, `analysis` and `profile`; the run engine (`config`, `store`, `runner`, `dryrun`,
-`uptodate`, `provenance`, `distributed`); and the command line (`cli`, `commands`). Methods plug in through
+`datasets`, `metrics`, `analysis` and `profile`; the run engine (`config`, `store`, `record`, `engine`,
+`dryrun`, `provenance`, `distributed`); and the command line (`cli`, `commands`). Methods plug in through
 the registries.
 """
 

@@ -23,18 +23,21 @@ def _tiny_pipeline(dtype, merge, tiles, device="cpu", seed=0):
                           device)
 
 
-def test_each_stage_reports_macs_seconds_and_its_share_of_sgemm(monkeypatch, tmp_path):
+@pytest.mark.parametrize(("width", "tiles", "per_tile"), [
+    (96, {"vae_tiling": "gaussian", "vae_decoder_tile": 8, "vae_decoder_overlap": 2}, True),  # a call per tile
+    (320, {"vae_decoder_tile": 8}, False),  # the release's tiler: one call, tiled inside (40 latent px > 8 + 2 x 11)
+])
+def test_each_stage_reports_macs_seconds_and_its_share_of_sgemm(width, tiles, per_tile, monkeypatch, tmp_path):
     from methods.codiff import benchmark
     from methods.codiff.commands.cpu_benchmark import format_row
 
     monkeypatch.setattr(benchmark, "full_size_pipeline", _tiny_pipeline)
     monkeypatch.setattr(benchmark, "gemm_gflops", lambda dtype=torch.float32: 100.0 if dtype == torch.float32 else 50.0)
-    case = benchmark.Case(96, 64, threads=1, tiles={"vae_decoder_tile": 8, "vae_decoder_overlap": 2},
-                          save_output=str(tmp_path / "out.npy"))
+    case = benchmark.Case(width, 64, threads=1, tiles=tiles, save_output=str(tmp_path / "out.npy"))
     result = benchmark.run_case(case)
     stages = result["stages"]
     assert set(stages) == {"cave", "vae_encoder", "unet", "vae_decoder"}
-    assert stages["vae_decoder"]["calls"] > 1  # tiled
+    assert (stages["vae_decoder"]["calls"] > 1) == per_tile
     for entry in stages.values():
         assert entry["macs"] > 0 and entry["seconds"] > 0
         assert entry["gflops"] == pytest.approx(2 * entry["macs"] / entry["seconds"] / 1e9)
@@ -51,7 +54,10 @@ def test_each_stage_reports_macs_seconds_and_its_share_of_sgemm(monkeypatch, tmp
 @pytest.mark.parametrize(("argv", "message"), [
     (["--tile", "nosuch=3"], "expected KEY=VALUE with KEY one of"),
     (["--tile", "vae_decoder_tile=big"], "must be an integer"),
-    (["--tile", "vae_decoder_tile=8", "--tile", "vae_decoder_overlap=9"], "overlap < tile"),
+    (["--tile", "latent_tile=8", "--tile", "latent_overlap=9"], "overlap < tile"),
+    (["--tile", "vae_tiling=gaussian", "--tile", "vae_decoder_tile=8", "--tile", "vae_decoder_overlap=9"],
+     "overlap < tile"),
+    (["--tile", "vae_decoder_overlap=9"], "uses no overlap"),
 ])
 def test_bad_tiles_are_one_message_and_exit_2_before_anything_runs(argv, message, tmp_path, capsys):
     out = tmp_path / "results.json"

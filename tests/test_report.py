@@ -296,10 +296,11 @@ def test_cli_reference_images_and_stale_files(tmp_path, report_run_builder):
     stale = run_dir / "report" / "plots" / "metric_vs_qf_gone.png"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    assert main(["report", str(run_dir), "--reference", "fbcnn", "--images", "b.png", "live1:c.png", "nope.png"]) == 0
+    assert main(["report", str(run_dir), "--images", "b.png", "nope.png"]) == 2  # a name of no image: refused
+    assert not (run_dir / "report" / "index.html").exists()
+    assert main(["report", str(run_dir), "--reference", "fbcnn", "--images", "b.png", "live1:c.png"]) == 0
     html = (run_dir / "report" / "index.html").read_text()
     assert "Reference in every column: <strong>FBCNN</strong>" in html
-    assert "Requested images not found in this run: nope.png" in html
     assert re.findall(r"<h3>LIVE1: ([^<]*?) <span", html) == ["b.png", "c.png"]
     assert not stale.exists()
     assert main(["report", str(run_dir), "--reference", "nosuch"]) == 2

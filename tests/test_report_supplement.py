@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.record import DatasetRecord, MethodRecord
 from bench.store import ResultsStore
 from reports import render_report
 from reports.stats import paired_comparison
@@ -31,13 +32,16 @@ def two_methods(tmp_path_factory, report_run_builder):
                                  qfs=(1, 5, 10, 20), failures=False)
     weights = str(root / "home" / "me" / "weights" / "codiff.safetensors")
     with ResultsStore.in_run_dir(run_dir) as store:
-        store.set_meta("dataset_info", {"live1": {"label": "LIVE-1"}})
-        store.set_methods({"jpeg": ("fp-jpeg", {"name": "jpeg", "blind": True, "steps": 0, "config": {},
-                                                "weights": []}),
-                           "codiff": ("fp-codiff", {"name": "codiff", "blind": True, "steps": 1,
-                                                    "config": {"cave": weights, "tile": {"size": 512, "overlap": 64},
-                                                               "dtype": "fp16"},
-                                                    "weights": [[weights, "ab" * 32]]})})
+        record = store.record()
+        record.datasets = [DatasetRecord("live1", "LIVE-1")]
+        record.methods = [
+            MethodRecord("jpeg", "jpeg", "fp-jpeg", {"name": "jpeg", "blind": True, "steps": 0, "config": {},
+                                                     "weights": []}),
+            MethodRecord("codiff", "codiff", "fp-codiff",
+                         {"name": "codiff", "blind": True, "steps": 1,
+                          "config": {"cave": weights, "tile": {"size": 512, "overlap": 64}, "dtype": "fp16"},
+                          "weights": [[weights, "ab" * 32]]})]
+        store.set_record(record)
         store.set_skipped("metric", {"musiq": f"weights not found: {root}/home/me/.cache/musiq.pth is missing"})
     index = render_report(run_dir)
     html = index.read_text(encoding="utf-8")

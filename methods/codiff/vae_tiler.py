@@ -135,7 +135,7 @@ def group_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(variance, mean) per sample and group (biased), in x's dtype unless that overflows (then float32)."""
     grouped = x.reshape(x.shape[0] * NORM_GROUPS, -1)
     var, mean = torch.var_mean(grouped, dim=1, unbiased=False)
-    if not torch.isfinite(var).all():
+    if not x.is_meta and not torch.isfinite(var).all():
         var, mean = torch.var_mean(grouped.float(), dim=1, unbiased=False)
     return var, mean
 
@@ -238,4 +238,5 @@ class ReleaseVAETiler:
         if tiles is None:
             return self.net(x)
         steps = decoder_steps(self.net) if self.decoder else encoder_steps(self.net)
-        return run_tiled(steps, x, tiles, self.up, self.down, self.offload)
+        offload = x.device if x.device.type == "meta" else self.offload  # MAC counting: nothing to move
+        return run_tiled(steps, x, tiles, self.up, self.down, offload)

@@ -63,7 +63,10 @@ def _tiles(pairs: list[str]) -> dict:
         if not sep or key not in known:
             raise ConfigError(f"--tile {pair!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
         tiles[key] = value if isinstance(getattr(TileConfig(), key), str) else _integer(pair, value)
-    TileConfig(**tiles)
+    config = TileConfig(**tiles)
+    unused = [key for key in tiles if key.startswith("vae_") and key.endswith("_overlap")]
+    if unused and config.vae_tiling == "release":
+        raise ConfigError(f"--tile {unused[0]}: the release's VAE tiler uses no overlap; add --tile vae_tiling=gaussian")
     return tiles
 
 

@@ -18,8 +18,6 @@ datasets.yaml registers the folder as `cave-eval` (under the data root, image co
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,8 +32,6 @@ def build(out: Path, debs: Path | None, max_side: int, trainset_manifest: Path |
           sources: tuple[photos.Source, ...] = photos.EVAL_SOURCES,
           training: tuple[photos.Source, ...] = photos.SOURCES) -> dict:
     """Convert every evaluation photo into `out` and write its manifest; refuses any training photo."""
-    from bench.core.atomic import atomic_write_text
-
     banned = photos.manifest_banned(trainset_manifest, "training", training)
     with tempfile.TemporaryDirectory(prefix="cave-evalset-") as tmp:
         records, files = photos.convert_sources(out, debs, max_side, sources, banned,
@@ -49,16 +45,11 @@ def build(out: Path, debs: Path | None, max_side: int, trainset_manifest: Path |
         "counts": {"photos": len(files)},
         "files": files,
     }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    return photos.write_manifest(out, manifest)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/cave-eval"), help="output folder")
-    parser.add_argument("--debs", type=Path, help="a folder holding the downloaded .deb files "
-                                                  "(default: apt-get download each)")
-    parser.add_argument("--max-side", type=int, default=768, help="largest long side after downscaling")
+    parser = photos.photo_set_parser(__doc__, "data/cave-eval")
     parser.add_argument("--trainset-manifest", type=Path, help="the training set's manifest.json: its photos "
                                                                "(originals and converted files) are refused")
     args = parser.parse_args(argv)

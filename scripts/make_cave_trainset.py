@@ -317,8 +317,6 @@ def upstream_credit(src: Path, folder: Path) -> dict[str, object]:
 
 def build(out: Path, debs: Path | None, seed: int, max_side: int, sources: tuple[Source, ...] = SOURCES,
           eval_manifest: Path | None = None) -> dict:
-    from bench.core.atomic import atomic_write_text
-
     banned = manifest_banned(eval_manifest, "`cave-eval`", EVAL_SOURCES)
 
     def split_of(source: Source, names: list[str]) -> dict[str, str]:
@@ -339,17 +337,30 @@ def build(out: Path, debs: Path | None, seed: int, max_side: int, sources: tuple
         "counts": {split: sum(f["split"] == split for f in files) for split in ("train", "heldout")},
         "files": files,
     }
+    return write_manifest(out, manifest)
+
+
+def write_manifest(out: Path, manifest: dict) -> dict:
+    """`out/manifest.json`, written atomically; returns the manifest."""
+    from bench.core.atomic import atomic_write_text
+
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/cave-train"), help="output folder")
+def photo_set_parser(doc: str, default_out: str) -> argparse.ArgumentParser:
+    """The options every photo-set script shares: --out, --debs, --max-side."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(default_out), help="output folder")
     parser.add_argument("--debs", type=Path, help="a folder holding the downloaded .deb files "
                                                   "(default: apt-get download each)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
     parser.add_argument("--max-side", type=int, default=768, help="largest long side after downscaling")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = photo_set_parser(__doc__, "data/cave-train")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
     parser.add_argument("--eval-manifest", type=Path, help="the `cave-eval` set's manifest.json: its photos "
                                                            "(originals and converted files) are refused by hash")
     args = parser.parse_args(argv)

@@ -20,11 +20,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(autouse=True)
 def registries():
     """Every registry as it was before the test, afterwards: what a test registers never leaks into another."""
-    import bench.analysis
-    import bench.cli
-    import bench.metrics
-    import bench.profile.architecture
-    import methods.registry  # noqa: F401 - imported for the registries they create
+    import bench.analysis  # noqa: F401 - each imported for the registries it creates
+    import bench.cli  # noqa: F401
+    import bench.metrics  # noqa: F401
+    import bench.profile.architecture  # noqa: F401
+    import methods.registry  # noqa: F401
     from bench.core.registry import REGISTRIES
 
     restores = [r.snapshot() for r in REGISTRIES.values()]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 import bench.core.hashcache as hashcache
 from bench.config import RunConfig

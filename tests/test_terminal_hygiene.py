@@ -30,7 +30,7 @@ def test_restore_never_prints_a_name_raw(tmp_path, capsys, make_images):
     (folder / "img00.png").rename(folder / HOSTILE)
     (folder / f"broken-{HOSTILE}").write_bytes(b"not an image")
     (folder / f".hidden-{HOSTILE}").write_bytes(b"")
-    out_dir = tmp_path / f"out\x1b[2J"
+    out_dir = tmp_path / "out\x1b[2J"
     status = main(["restore", str(folder), "-o", str(out_dir), "--method", "jpeg", "--quiet"])
     out, err = capsys.readouterr()
     assert status == 1 and "\x1b" not in out + err and "\x07" not in out + err

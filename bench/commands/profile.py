@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench.core.arguments import at_least
+from bench.core.arguments import at_least, image_size
 
 DEFAULT_METHODS = "codiff,osediff,diffbir,supir,fbcnn,jpeg"
-
-
-def _size(text: str) -> tuple[int, int]:
-    """'1024' -> (1024, 1024); '1280x720' -> (width, height) = (1280, 720)."""
-    try:
-        parts = [int(x) for x in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be N or WxH, not {text!r}") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 8:
-        raise argparse.ArgumentTypeError(f"size must be N or WxH with sides of at least 8, not {text!r}")
-    return parts[0], parts[1]
 
 
 def _csv(text: str) -> list[str]:
@@ -34,7 +21,7 @@ def register(subparsers) -> None:
                "stages.csv, parts.csv, profile.tex, summary.json in --out.")
     parser.add_argument("--methods", type=_csv, default=_csv(DEFAULT_METHODS),
                         help=f"comma-separated architectures (default {DEFAULT_METHODS}; --list shows all)")
-    parser.add_argument("--size", type=_size, default=(1024, 1024), help="input N or WxH (default 1024)")
+    parser.add_argument("--size", type=image_size(8), default=(1024, 1024), help="input N or WxH (default 1024)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda when available)")
     parser.add_argument("--dtype", type=_csv, default=None,
                         help="latency precisions, comma-separated from fp16, bf16, fp32 (default fp16 on CUDA, "
@@ -55,7 +42,6 @@ def register(subparsers) -> None:
 def profile_command(args: argparse.Namespace) -> int:
     import time
     from dataclasses import replace
-    from pathlib import Path
 
     import torch
     from tqdm import tqdm

@@ -6,25 +6,9 @@ from __future__ import annotations
 
 import argparse
 
+from bench.core.arguments import at_least, image_size
+
 DTYPES = ("fp32", "bf16", "fp16")
-
-
-def _size(text: str) -> tuple[int, int]:
-    """'512' -> (512, 512); '1280x720' -> (width, height)."""
-    width, _, height = text.lower().partition("x")
-    try:
-        size = int(width), int(height or width)
-    except ValueError:
-        size = (0, 0)
-    if min(size) < 64:
-        raise argparse.ArgumentTypeError(f"size must be N or WxH with sides of at least 64, not {text!r}")
-    return size
-
-
-def _threads(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"threads must be a positive integer, not {text!r}")
-    return int(text)
 
 
 def register(subparsers) -> None:
@@ -33,12 +17,12 @@ def register(subparsers) -> None:
         epilog="Each case runs in its own process. `diff` is the largest and mean difference, in 8-bit levels, "
                "from the first case of the same size, or from the output of the same case kept in --outputs by "
                "an earlier run.")
-    parser.add_argument("--sizes", nargs="+", type=_size, default=[(512, 512), (1024, 1024)],
+    parser.add_argument("--sizes", nargs="+", type=image_size(64), default=[(512, 512), (1024, 1024)],
                         help="N (square) or WxH (default 512 1024)")
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=["fp32"], help="precisions (default fp32)")
     parser.add_argument("--merge", choices=("on", "off", "both"), default="on",
                         help="LoRA merged into the weights, separate, or both (default on)")
-    parser.add_argument("--threads", type=_threads, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--tile", action="append", default=[], metavar="KEY=VALUE",
                         help="a tile setting (a field of CODiff's `tiles` option, e.g. vae_decoder_tile=128); "
                              "repeatable")

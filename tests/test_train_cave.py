@@ -153,6 +153,38 @@ def test_each_mode_reduces_its_loss_on_a_fixed_batch(mode, train_images, tmp_pat
     assert head_weights_same == (mode == "implicit")
 
 
+def test_a_decoder_fine_tune_trains_only_the_decoder_from_a_checkpoint(train_images, tmp_path, one_thread):
+    """`model.start_from` + `trainable: decoder` (configs/train/cave-small-finetune.yaml): the encoder, the QF
+    head and their BatchNorm statistics end bit for bit as in the starting checkpoint, the decoder moves, and
+    the gradient term is in the loss."""
+    from methods.codiff.cave import load_cave
+    from methods.codiff.training.stage1 import DECODER_PARTS
+
+    _, start = run_cave(cave_config(train_images, tmp_path / "start"))
+    tuned = tmp_path / "tuned"
+    config = cave_config(train_images, tuned, mode="implicit", loss={"gradient_weight": 1.0},
+                         model={"start_from": str(start.exported[-1]), "trainable": "decoder",
+                                "batchnorm_group": 2})  # swapped BatchNorm modules stay frozen too
+    run_cave(config)
+    before, after = load_cave(start.exported[-1]).state_dict(), load_cave(tuned / "cave.safetensors").state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert moved and moved <= set(DECODER_PARTS)
+    assert float(read_csv(tuned / "train.csv")[0]["gradient"]) > 0
+    wrong = merge(config, {"model": {"nc": [8, 16, 32, 32]}})
+    with pytest.raises(ConfigError, match="architecture"):
+        run_cave(wrong)
+    with pytest.raises(ConfigError, match="needs model.start_from"):
+        from_dict(CaveTrainConfig, cave_config(train_images, tmp_path / "x", model={"trainable": "decoder"}))
+
+
+def test_the_gradient_loss_is_zero_only_for_equal_differences():
+    from methods.codiff.training.losses import gradient_l1
+
+    x = torch.rand(2, 3, 16, 16)
+    assert float(gradient_l1(x, x + 0.3)) == pytest.approx(0.0, abs=1e-7)  # a shift keeps every difference
+    assert float(gradient_l1(x, torch.zeros_like(x))) > 0
+
+
 # -- checkpoints, resume, export ------------------------------------------------------------------------------
 
 def test_resume_continues_exactly_and_exports_load(train_images, tmp_path):

@@ -24,8 +24,9 @@ PROBE_RIDGE = 1.0  # ridge penalty of the linear probe, on standardised embeddin
 @torch.no_grad()
 def cave_outputs(cave: CaVE, pairs: list[ValPair], device: torch.device | str = "cpu",
                  restore: bool = True) -> tuple[np.ndarray, np.ndarray, list[torch.Tensor | None]]:
-    """(pooled embeddings (N, C), QF estimates (N,), restorations or None) of every pair, in eval mode."""
-    was_training = cave.training
+    """(pooled embeddings (N, C), QF estimates (N,), restorations or None) of every pair, in eval mode; each
+    module's mode is restored afterwards (a fine-tune keeps its frozen parts in eval mode)."""
+    modes = [(module, module.training) for module in cave.modules()]
     cave.eval()
     embeddings, estimates, restored = [], [], []
     try:
@@ -35,7 +36,8 @@ def cave_outputs(cave: CaVE, pairs: list[ValPair], device: torch.device | str = 
             estimates.append(float(cave.predict_qf(lq)))
             restored.append(cave.restore(lq).cpu() if restore else None)
     finally:
-        cave.train(was_training)
+        for module, training in modes:
+            module.training = training
     return np.stack(embeddings), np.asarray(estimates), restored
 
 

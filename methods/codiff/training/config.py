@@ -158,17 +158,25 @@ class CaveModelConfig(CaVEConfig):
     BatchNorm statistics span the global batch of all processes (`sync_batchnorm`; off by default: each
     process normalises its own share), or over runs of `batchnorm_group` samples with the first run's running
     statistics (the release's DataParallel: 16 samples per replica, replica 0's buffers), whatever the number
-    of processes (0: each process's whole share)."""
+    of processes (0: each process's whole share). `start_from` starts from a trained CaVE checkpoint of the
+    same architecture instead of `init`; `trainable: decoder` then trains only the decoder (`DECODER_PARTS`),
+    the encoder and QF head frozen with their BatchNorm statistics, so embeddings and QF estimates stay those
+    of the checkpoint."""
 
     init: Literal["release", "default", "scaled"] = "release"
     sync_batchnorm: bool = False
     batchnorm_group: int = 0
+    start_from: str = ""
+    trainable: Literal["all", "decoder"] = "all"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.batchnorm_group < 0 or (self.batchnorm_group and self.sync_batchnorm):
             raise ConfigError(f"model.batchnorm_group must be >= 0 and needs sync_batchnorm off, got "
                               f"{self.batchnorm_group} with sync_batchnorm {self.sync_batchnorm}")
+        if self.trainable == "decoder" and not self.start_from:
+            raise ConfigError("model.trainable: decoder needs model.start_from (a trained CaVE checkpoint): a "
+                              "frozen encoder would stay at its initial random weights")
 
     def architecture(self) -> CaVEConfig:
         """The network alone, as a checkpoint stores it."""
@@ -177,7 +185,9 @@ class CaveModelConfig(CaVEConfig):
 
 @dataclass
 class CaveLossConfig:
-    """L = rec_weight * L1(decoder, HQ) + qf_weight * D(QF head, (100-QF)/100), terms chosen by the mode.
+    """L = rec_weight * L1(decoder, HQ) + gradient_weight * L1(differences of both) + qf_weight * D(QF head,
+    (100-QF)/100), terms chosen by the mode. The gradient term weighs edges, block edges included, which L1 on
+    pixels lets a decoder smooth over (PSNR-B counts the differences across 8x8 block boundaries).
 
     D is `qf_loss`: the release's L1, or MSE (its gradient shrinks with the error instead of being a
     constant-size sign, so Adam's steps settle near the target). The release weighs the QF term 0.001 in dual
@@ -187,6 +197,7 @@ class CaveLossConfig:
     rec_weight: float = 1.0
     qf_weight: float = 0.001
     qf_loss: Literal["l1", "mse"] = "l1"
+    gradient_weight: float = 0.0  # L1 between the horizontal and vertical pixel differences of output and HQ
 
 
 def _cave_optim() -> AdamConfig:

@@ -33,12 +33,20 @@ def cave_losses(restored: torch.Tensor | None, qf_output: torch.Tensor | None, h
     if restored is not None:
         losses["rec"] = F.l1_loss(restored.float(), hq)
         total = total + weights.rec_weight * losses["rec"]
+        if weights.gradient_weight:
+            losses["gradient"] = gradient_l1(restored.float(), hq)
+            total = total + weights.gradient_weight * losses["gradient"]
     if qf_output is not None:
         distance = F.mse_loss if weights.qf_loss == "mse" else F.l1_loss
         losses["qf"] = distance(qf_output.float(), qf_target(qf).to(qf_output.device))
         total = total + weights.qf_weight * losses["qf"]
     losses["loss"] = total
     return losses
+
+
+def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean L1 between the horizontal and between the vertical neighbour differences of x and y."""
+    return (F.l1_loss(x.diff(dim=-1), y.diff(dim=-1)) + F.l1_loss(x.diff(dim=-2), y.diff(dim=-2))) / 2
 
 
 # -- DISTS ------------------------------------------------------------------------------------------------------

@@ -15,10 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.core.errors import ConfigError
 from methods.codiff.cave import (
     CaVE,
     init_cave_weights,
     init_scaled_weights,
+    load_cave,
     save_cave,
     save_cave_official,
 )
@@ -35,6 +37,7 @@ from methods.codiff.training.trainer import (
 )
 
 INITIALISERS = {"release": init_cave_weights, "scaled": init_scaled_weights, "default": lambda model: model}
+DECODER_PARTS = ("m_body_decoder", "m_up3", "m_up2", "m_up1", "m_tail")  # what `trainable: decoder` trains
 
 
 class CaveObjective(nn.Module):
@@ -43,10 +46,31 @@ class CaveObjective(nn.Module):
     The explicit mode runs only the encoder and QF head, so the decoder costs nothing there.
     """
 
-    def __init__(self, cave: CaVE, mode: str) -> None:
+    def __init__(self, cave: CaVE, mode: str, trainable: str = "all") -> None:
         super().__init__()
         self.cave = cave
         self.mode = mode
+        self.trainable = trainable
+
+    @property
+    def frozen(self) -> list[nn.Module]:
+        """The parts of CaVE that do not train."""
+        if self.trainable == "all":
+            return []
+        return [module for name, module in self.cave.named_children() if name not in DECODER_PARTS]
+
+    def freeze(self) -> CaveObjective:
+        """Stop gradients to the frozen parts (call after any module swap, such as grouped BatchNorm)."""
+        for module in self.frozen:
+            module.requires_grad_(False)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> CaveObjective:
+        """As nn.Module.train, but frozen parts stay in eval mode (their BatchNorm statistics never move)."""
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
     def forward(self, lq: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         if self.mode == "explicit":
@@ -65,9 +89,17 @@ class CaveTask(TrainTask):
         self.find_unused_parameters = config.mode != "dual"
 
     def build_model(self) -> CaveObjective:
-        cave = CaVE(self.config.model.architecture())
-        INITIALISERS[self.config.model.init](cave)
-        return CaveObjective(cave, self.config.mode)
+        model = self.config.model
+        cave = CaVE(model.architecture())
+        if model.start_from:
+            start = load_cave(model.start_from)
+            if start.config != cave.config:
+                raise ConfigError(f"model.start_from {model.start_from}: its architecture {start.config.to_dict()} "
+                                  f"is not the config's {cave.config.to_dict()}")
+            cave.load_state_dict(start.state_dict())
+        else:
+            INITIALISERS[model.init](cave)
+        return CaveObjective(cave, self.config.mode, model.trainable)
 
     def setup(self, accelerator: Any) -> None:
         self.accelerator = accelerator
@@ -76,7 +108,9 @@ class CaveTask(TrainTask):
             globalise_batchnorm(model)
         if self.config.model.batchnorm_group:
             group_batchnorm(model, self.config.model.batchnorm_group)
-        optimizer = adam_optimizer(list(model.parameters()), self.config.optim, decoupled=False)
+        model.freeze()
+        optimizer = adam_optimizer([p for p in model.parameters() if p.requires_grad], self.config.optim,
+                                   decoupled=False)
         self.schedulers = {"cave": multistep_scheduler(optimizer, self.config.optim)}
         model, optimizer = accelerator.prepare(model, optimizer)
         self.modules, self.optimizers = {"cave": model}, {"cave": optimizer}
@@ -86,7 +120,7 @@ class CaveTask(TrainTask):
         with self.accelerator.autocast():
             restored, qf_output = model(batch["lq"])
         losses = cave_losses(restored, qf_output, batch["hq"], batch["qf"], self.config.loss)
-        self.optimise(losses["loss"], "cave", list(model.parameters()))
+        self.optimise(losses["loss"], "cave", [p for p in model.parameters() if p.requires_grad])
         return {k: v.detach() for k, v in losses.items()}
 
     @property

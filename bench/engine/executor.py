@@ -7,7 +7,6 @@ One bad unit becomes an error row, never a crash.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import traceback
@@ -132,7 +131,5 @@ class Executor:
         rgb8 = to_uint8(out.float().cpu())
         variant = None if unit.variant.label == "clean" else unit.variant.label
         path = self.layout.output(e.dataset, unit.method, variant, unit.qf, e.stem, unit.unit_id)
-        png = encode_png(rgb8)
-        self.layout.write(path, png)
-        self.store.put_output(unit.unit_id, self.layout.relative(path), hashlib.sha256(png).hexdigest(), seconds, [])
+        self.store.put_output(unit.unit_id, *self.layout.write(path, encode_png(rgb8)), seconds, [])
         return to_tensor(rgb8)

@@ -6,7 +6,6 @@ written; a file is reused only while it still holds that content.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable
 
@@ -69,9 +68,7 @@ class InputMaker:
         prepared = p.prepare_hq(loaded.rgb)
         for qf in lq_todo:
             data = p.compress(prepared, qf)
-            layout.write(lq_files[qf], data)
-            self.store.put_lq(entry.image_id, key, qf, layout.relative(lq_files[qf]), hashlib.sha256(data).hexdigest(),
-                              len(data))
+            self.store.put_lq(entry.image_id, key, qf, *layout.write(lq_files[qf], data), len(data))
         if hq_ok:
             return
         hq = p.reference(prepared)
@@ -81,10 +78,8 @@ class InputMaker:
                          f"to {prepared.shape[1]}x{prepared.shape[0]}")
         if hq.shape != prepared.shape:
             notes.append(f"HQ reference {hq.shape[1]}x{hq.shape[0]} after the variant's shift or resize")
-        png = encode_png(hq)
-        layout.write(hq_file, png)
-        self.store.put_input(entry.image_id, key, layout.relative(hq_file), hashlib.sha256(png).hexdigest(),
-                             hq.shape[1], hq.shape[0], notes)
+        self.store.put_input(entry.image_id, key, *layout.write(hq_file, encode_png(hq)), hq.shape[1], hq.shape[0],
+                             notes)
 
 
 def describe(exc: BaseException, path) -> str:

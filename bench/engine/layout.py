@@ -8,6 +8,7 @@ content is never mistaken for a result.
 from __future__ import annotations
 
 import errno
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -84,13 +85,15 @@ class RunLayout:
             raise RunFolderError(exc.errno, f"cannot write to the run folder {self.root}: "
                                             f"{exc.strerror or exc}") from exc
 
-    def write(self, path: Path, data: bytes) -> None:
-        """Write a file of the run folder atomically; failing to is the run folder's problem, not the image's."""
+    def write(self, path: Path, data: bytes) -> tuple[str, str]:
+        """Write a file of the run folder atomically; return its relative path and SHA-256, as the store records
+        them. Failing to write is the run folder's problem, not the image's."""
         try:
             atomic_write_bytes(inside(self.root, path), data)
         except OSError as exc:
             raise RunFolderError(exc.errno, f"cannot write {path}: {exc.strerror or exc} (run folder "
                                             f"{self.root}; finished results are kept, rerun to resume)") from exc
+        return self.relative(path), hashlib.sha256(data).hexdigest()
 
     def holds(self, relative: str | None, sha256: str | None) -> bool:
         """True when the run folder's file at `relative` holds exactly the content recorded as `sha256`."""

@@ -154,12 +154,12 @@ class Runner:
 def block_ids(plan: RunPlan) -> dict[tuple[str, str, int], str]:
     """The identity of each block's images (dataset, protocol key, QF): a method's work folder for a block
     changes whenever any image of the block does."""
+    qfs = {u.qf for u in plan.units}
     ids: dict[tuple[str, str, int], str] = {}
-    for variant in plan.variants:
-        for dataset in {e.dataset for e in plan.entries}:
-            images = sorted(e.image_id for e in plan.entries if e.dataset == dataset)
-            digest = hashlib.sha256(json.dumps(images).encode()).hexdigest()
-            ids.update({(dataset, variant.key, qf): digest for qf in {u.qf for u in plan.units}})
+    for dataset in {e.dataset for e in plan.entries}:
+        images = sorted(e.image_id for e in plan.entries if e.dataset == dataset)
+        digest = hashlib.sha256(json.dumps(images).encode()).hexdigest()
+        ids.update({(dataset, variant.key, qf): digest for variant in plan.variants for qf in qfs})
     return ids
 
 

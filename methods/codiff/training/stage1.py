@@ -109,8 +109,8 @@ class CaveTask(TrainTask):
         if self.config.model.batchnorm_group:
             group_batchnorm(model, self.config.model.batchnorm_group)
         model.freeze()
-        optimizer = adam_optimizer([p for p in model.parameters() if p.requires_grad], self.config.optim,
-                                   decoupled=False)
+        self.trained = [p for p in model.parameters() if p.requires_grad]
+        optimizer = adam_optimizer(self.trained, self.config.optim, decoupled=False)
         self.schedulers = {"cave": multistep_scheduler(optimizer, self.config.optim)}
         model, optimizer = accelerator.prepare(model, optimizer)
         self.modules, self.optimizers = {"cave": model}, {"cave": optimizer}
@@ -120,7 +120,7 @@ class CaveTask(TrainTask):
         with self.accelerator.autocast():
             restored, qf_output = model(batch["lq"])
         losses = cave_losses(restored, qf_output, batch["hq"], batch["qf"], self.config.loss)
-        self.optimise(losses["loss"], "cave", [p for p in model.parameters() if p.requires_grad])
+        self.optimise(losses["loss"], "cave", self.trained)
         return {k: v.detach() for k, v in losses.items()}
 
     @property

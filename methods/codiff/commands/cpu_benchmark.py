@@ -70,7 +70,7 @@ def cpu_benchmark_command(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.core.atomic import atomic_write_text
+    from bench.core.atomic import atomic_write_bytes, atomic_write_text
     from bench.core.errors import ConfigError
     from methods.codiff.benchmark import Case, run_child
 
@@ -95,8 +95,6 @@ def cpu_benchmark_command(args: argparse.Namespace) -> int:
                         result["diff_levels"] = _diff_levels(earlier, out)
                         first = first or out
                         if kept is not None and not kept.is_file():
-                            from bench.core.atomic import atomic_write_bytes
-
                             atomic_write_bytes(kept, out.read_bytes())
                     results.append(result)
                     print(format_row(result), flush=True)
